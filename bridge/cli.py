@@ -113,7 +113,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_INPUT
     if args.model:
         request_data["model"] = args.model
-    print(f"demo project: {project_dir}")
+    print(f"demo project: {project_dir}", file=sys.stderr)
     return _run(request_data, project_dir, args)
 
 

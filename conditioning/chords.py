@@ -28,6 +28,7 @@ import numpy as np
 from conditioning.harte import NO_CHORD, QUALITY_INTERVALS, format_harte, parse_harte
 from conditioning.key import estimate_key
 from conditioning.midi_io import MidiFile
+from conditioning.quiet_import import import_quietly
 from conditioning.timeline import TempoMap
 from conditioning.types import ChordProgression, ChordSpan, Note
 
@@ -329,7 +330,7 @@ def sustain_pedal_spans(path: str | Path, tempo_map: TempoMap, threshold: int = 
     Raises:
         ValueError: the file cannot be read.
     """
-    import pretty_midi
+    pretty_midi = import_quietly("pretty_midi")
 
     try:
         pm = pretty_midi.PrettyMIDI(str(path))

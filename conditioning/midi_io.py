@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from conditioning.quiet_import import import_quietly
 from conditioning.timeline import TempoMap, TempoPoint, TimeSignature
 from conditioning.types import Note
 
@@ -115,7 +116,7 @@ def read_midi(path: str | Path) -> MidiFile:
         ValueError: the file is missing, unreadable, corrupt, or holds no notes; the message
             names the file and says how to fix it.
     """
-    import pretty_midi  # heavy-ish import, kept local
+    pretty_midi = import_quietly("pretty_midi")  # heavy-ish import, kept local
 
     p = Path(path)
     if not p.is_file():
@@ -123,13 +124,16 @@ def read_midi(path: str | Path) -> MidiFile:
     import mido
 
     unreadable = (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, ZeroDivisionError)
+    def not_readable(exc: Exception) -> ValueError:
+        return ValueError(
+            f"{p.name} is not a readable MIDI file ({type(exc).__name__}: {exc}); "
+            "export the clip again as a Standard MIDI File (.mid)"
+        )
+
     try:
         raw = mido.MidiFile(str(p))
     except unreadable as exc:
-        raise ValueError(
-            f"{p.name} is not a readable MIDI file ({type(exc).__name__}: {exc}); "
-            "export the clip again as a Standard MIDI File (.mid)"
-        ) from None
+        raise not_readable(exc) from None
     if not any(msg.type == "note_on" and msg.velocity > 0 for track in raw.tracks for msg in track):
         raise ValueError(
             f"{p.name} contains no notes; select a MIDI item with notes in it (an empty clip "
@@ -140,10 +144,7 @@ def read_midi(path: str | Path) -> MidiFile:
             warnings.simplefilter("ignore")
             pm = pretty_midi.PrettyMIDI(str(p))
     except unreadable as exc:
-        raise ValueError(
-            f"{p.name} is not a readable MIDI file ({type(exc).__name__}: {exc}); "
-            "export the clip again as a Standard MIDI File (.mid)"
-        ) from None
+        raise not_readable(exc) from None
     tempo_map = _tempo_map_from_pretty_midi(pm)
     resolution = float(pm.resolution)
     tracks = []

@@ -20,10 +20,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from conditioning.quiet_import import import_quietly
 from conditioning.timeline import TempoMap
 from conditioning.types import Audio, Note
 
@@ -56,9 +58,8 @@ def default_soundfont() -> Path:
     Raises:
         FileNotFoundError: pretty_midi is installed without its SoundFont.
     """
-    import pretty_midi
-
-    path = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
+    pretty_midi = import_quietly("pretty_midi")
+    path = Path(str(pretty_midi.__file__)).parent / "TimGM6mb.sf2"
     if not path.is_file():
         raise FileNotFoundError(
             f"the General MIDI SoundFont {path} is missing; reinstall pretty_midi "
@@ -103,11 +104,14 @@ _WriteFloat = ctypes.CFUNCTYPE(
 )
 
 
+def _fluidsynth() -> ModuleType:
+    """pyfluidsynth, imported without its stdout chatter."""
+    return import_quietly("fluidsynth")
+
+
 def _prototypes() -> dict[str, Any]:
     """ctypes prototypes of the FluidSynth calls pyfluidsynth does not wrap."""
-    import fluidsynth
-
-    lib = fluidsynth._fl
+    lib = _fluidsynth()._fl
     vp, ci, cf = ctypes.c_void_p, ctypes.c_int, ctypes.c_float
     return {
         "write_float": _WriteFloat(("fluid_synth_write_float", lib)),
@@ -132,7 +136,7 @@ def _route_fluid_warnings() -> None:
     """
     if _log_hook:
         return
-    import fluidsynth
+    fluidsynth = _fluidsynth()
 
     def hook(level: int, message: bytes | None, data: int | None) -> None:
         text = (message or b"").decode("utf-8", "replace")
@@ -157,7 +161,7 @@ class _SoundFontHost:
     """
 
     def __init__(self, soundfont: Path) -> None:
-        import fluidsynth
+        fluidsynth = _fluidsynth()
 
         self.api = _prototypes()
         _route_fluid_warnings()
@@ -175,7 +179,7 @@ class _Voice:
     """A fresh FluidSynth instance borrowing the host's SoundFont, for one render."""
 
     def __init__(self, host: _SoundFontHost, sample_rate: int, gain: float) -> None:
-        import fluidsynth
+        fluidsynth = _fluidsynth()
 
         self.host = host
         self.api = host.api
