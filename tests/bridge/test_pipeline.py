@@ -165,3 +165,11 @@ def test_rerun_after_publish_without_manifest_keeps_the_orphan(project: Path) ->
     kept = project / "stembridge" / "renders" / f"{first.job_id}.unannounced"
     assert _files(kept) == orphan
     assert {p["take"] for p in again.manifest["placements"]} == {2}
+
+
+def test_unreadable_melody_wav_is_explained(project: Path) -> None:
+    (project / "hum.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage")
+    with pytest.raises(RequestError) as info:
+        run_request(parse_request(base_request(project, inputs={"melody": {"audio": "hum.wav"}})))
+    assert info.value.code == "input" and "hum.wav" in str(info.value)
+    assert not (project / "stembridge" / "outbox").exists() or not list((project / "stembridge" / "outbox").glob("*.json"))
