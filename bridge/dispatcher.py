@@ -146,8 +146,8 @@ class Dispatcher:
             self._check_model(request.model)
         except RequestError as exc:
             return _error(exc.code, str(exc))
-        except ValueError as exc:  # e.g. a NUL byte in a path: still the sender's mistake
-            log.info("request rejected by a plain ValueError: %s", exc)
+        except (ValueError, OverflowError) as exc:  # a NUL byte in a path, a number too large for a float
+            log.info("request rejected by a plain %s: %s", type(exc).__name__, exc)
             return _error("input", f"the request is not usable: {exc}")
         return self._enqueue(clean, origin, job_id=job_id, parent=parent)
 
@@ -223,7 +223,7 @@ class Dispatcher:
             else:
                 self._reply_error(origin, outcome.job_id, outcome.code, outcome.message)
 
-        self._intake.submit(run)
+        self._submit(run, origin)
 
     def cancel_current(self, origin: Origin) -> Outcome:
         """Cancel the running job, or else the newest queued one."""
@@ -278,7 +278,8 @@ class Dispatcher:
             self._reply_error(origin, "", "arguments",
                               f"{PREFIX}generate takes one string: the request JSON or a path to it; got {_describe(args)}")
             return
-        self._intake.submit(self._intake_generate, args[0], origin)
+        payload = args[0]
+        self._submit(lambda: self._intake_generate(payload, origin), origin)
 
     def _intake_generate(self, payload: str | bytes, origin: Origin) -> None:
         self._answer(self.generate(payload, origin), origin)
@@ -287,7 +288,8 @@ class Dispatcher:
         if len(args) != 1 or not isinstance(args[0], str):
             self._reply_error(origin, "", "arguments", f"{PREFIX}variation takes one string, the job id; got {_describe(args)}")
             return
-        self._intake.submit(lambda: self._answer(self.variation(args[0], origin), origin))
+        job_id = args[0]
+        self._submit(lambda: self._answer(self.variation(job_id, origin), origin), origin)
 
     def _on_cancel(self, args: list[Any], origin: Origin) -> None:
         if len(args) != 1 or not isinstance(args[0], str):
@@ -319,6 +321,20 @@ class Dispatcher:
         self._reply(origin, "status", [job.job_id, job.state, float(fraction), message])
 
     # -- helpers ---------------------------------------------------------------------------
+    def _submit(self, work: Callable[[], None], origin: Origin) -> None:
+        """Run ``work`` on the intake thread; a failure is logged with its traceback and answered."""
+
+        def guarded() -> None:
+            # The intake thread's boundary: an executor would keep the exception in a future nobody
+            # reads, so the sender would hear nothing. Log the traceback and answer instead.
+            try:
+                work()
+            except Exception as exc:
+                log.exception("internal error while handling a request from %s", origin.source)
+                self._reply_error(origin, "", "internal", f"the bridge failed on this request: {type(exc).__name__}: {exc}")
+
+        self._intake.submit(guarded)
+
     def _load(self, payload: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(payload, Mapping):
             return dict(payload)
@@ -339,6 +355,8 @@ class Dispatcher:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
             raise RequestError("invalid_json", f"the request is not valid JSON ({exc})") from None
+        except RecursionError:
+            raise RequestError("invalid_json", "the request JSON is nested too deeply to be a request") from None
         if not isinstance(obj, dict):
             raise RequestError("schema", "the request must be a JSON object")
         return obj

@@ -89,6 +89,11 @@ class Mailbox:
             except OSError as exc:  # the file vanished or cannot be moved: log, retry next poll
                 log.warning("could not handle inbox file %s: %s", path.name, exc)
                 continue
+            # The housekeeping thread's boundary: a file that trips an unexpected error must not stop
+            # the mailbox. The traceback is logged and the file moves to failed/ with the error.
+            except Exception as exc:
+                log.exception("internal error while handling inbox file %s", path.name)
+                self._reject(path, "internal", f"the bridge failed on this file: {type(exc).__name__}: {exc}")
             handled += 1
         return handled
 
@@ -102,10 +107,18 @@ class Mailbox:
             os.replace(path, done_dest)
             log.info("inbox %s -> done/%s (job %s)", name, done_dest.name, outcome.job_id)
         else:
-            dest = _unique(self.failed, name)
+            self._reject(path, outcome.code, outcome.message, outcome.job_id)
+
+    def _reject(self, path: Path, code: str, message: str, job_id: str = "") -> None:
+        """Move ``path`` to ``failed/`` with ``<name>.error.txt`` beside it."""
+        try:
+            dest = _unique(self.failed, path.name)
             os.replace(path, dest)
-            self._write_error(dest, outcome.code, outcome.message, outcome.job_id)
-            log.warning("inbox %s rejected: %s: %s", name, outcome.code, outcome.message)
+            self._write_error(dest, code, message, job_id)
+        except OSError as exc:  # stays in the inbox; tried again at the next poll
+            log.warning("could not move %s to inbox/failed: %s", path.name, exc)
+            return
+        log.warning("inbox %s rejected: %s: %s", path.name, code, message)
 
     def _read_and_dispatch(self, path: Path, given_id: str | None, source: str) -> Outcome:
         origin = Origin(source=source, reply=None, trusted=True)
@@ -117,6 +130,8 @@ class Mailbox:
             obj = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return Outcome(False, "", "invalid_json", f"the file is not valid JSON ({exc}); write UTF-8 JSON")
+        except RecursionError:
+            return Outcome(False, "", "invalid_json", "the file's JSON is nested too deeply to be a request")
         if isinstance(obj, dict) and "action" in obj:
             return self._control(obj, origin, given_id)
         return self._dispatcher.generate(obj, origin, job_id=given_id)

@@ -182,14 +182,25 @@ class Scheduler:
             self._finish(job, "done", manifest=str(manifest))
             self.wake()
             return
-        if self._worker is None:
-            self._worker = self._factory()
         with self._lock:
             self._current = job
             self._progress = (0.0, "starting")
         log.info("job %s started (model %s)", job.job_id, job.request.get("model", "arranger"))
         self._listener.job_started(job)
-        self._worker.run(job.job_id, job.request)
+        for attempt in (1, 2):  # a worker that died while idle is replaced once
+            try:
+                if self._worker is None:
+                    self._worker = self._factory()
+                self._worker.run(job.job_id, job.request)
+                return
+            except (OSError, EOFError) as exc:  # BrokenPipeError included
+                log.warning("worker could not take job %s (attempt %d): %s", job.job_id, attempt, exc)
+                if self._worker is not None:
+                    self._worker.kill()
+                    self._worker = None
+                error = exc
+        self._finish(job, "failed", code="worker_crashed",
+                     message=f"the generation worker could not be started ({error}); see the log and try again")
 
     def _handle_cancel_request(self) -> None:
         with self._lock:

@@ -256,9 +256,12 @@ class BridgeServer:
 
     def _housekeeping(self) -> None:
         while not self._stop.wait(self.config.poll_interval_s):
-            self.mailbox.poll_once()
-            self._flush_finished()
-            self.status.write_if_due()
+            try:
+                self.mailbox.poll_once()
+                self._flush_finished()
+                self.status.write_if_due()
+            except OSError:  # a full or vanished disk must not stop the mailbox for good
+                log.exception("housekeeping failed (mailbox, status.json); retrying")
 
     def _flush_finished(self) -> None:
         while self._finished:

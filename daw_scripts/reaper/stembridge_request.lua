@@ -17,8 +17,12 @@ local EPS_BEATS = 1e-4
 --- The project's tempo map as request v1 points {beat, bpm, time_signature}.
 function R.tempo_map(proj)
   local points = {}
-  local _, bpi = reaper.GetProjectTimeSignature2(proj)
-  local num, den = math.tointeger(math.floor(bpi + 0.5)) or 4, 4
+  -- The metre at the start, denominator included (GetProjectTimeSignature2 gives only the
+  -- numerator, which would turn a 6/8 project without markers into 6/4).
+  local num0, den0, bpm0 = reaper.TimeMap_GetTimeSigAtTime(proj, 0)
+  num0 = math.tointeger(math.floor(num0 + 0.5)) or 4
+  den0 = math.tointeger(math.floor(den0 + 0.5)) or 4
+  local num, den = num0, den0
   local linear = false
   local count = reaper.CountTempoTimeSigMarkers(proj)
   for i = 0, count - 1 do
@@ -34,15 +38,11 @@ function R.tempo_map(proj)
     end
   end
   if #points == 0 or points[1].beat > 0 then
-    -- No marker at the start: the project tempo/metre hold there.
-    local bpm, bpi = reaper.GetProjectTimeSignature2(proj)
-    local first_num = (#points > 0) and points[1].time_signature[1] or math.tointeger(math.floor(bpi + 0.5))
-    local first_den = (#points > 0) and points[1].time_signature[2] or 4
-    if #points > 0 then bpm = points[1].bpm end
+    -- No marker at the start: the project's tempo and metre hold there.
     table.insert(points, 1, {
       beat = 0,
-      bpm = util.int_if_whole(bpm, 1e-9),
-      time_signature = json.array({ first_num, first_den }),
+      bpm = util.int_if_whole(bpm0, 1e-9),
+      time_signature = json.array({ num0, den0 }),
     })
   end
   if linear then

@@ -85,3 +85,19 @@ def test_cancel_and_variation_control_files(server: BridgeServer) -> None:
     drop(inbox, f"{new_id}.json", {"version": 1, "action": "variation", "job_id": job_id})
     assert wait_for(lambda: (inbox / "failed" / f"{new_id}.error.txt").is_file(), 5)
     assert "duplicate_job" in (inbox / "failed" / f"{new_id}.error.txt").read_text()
+
+
+def test_files_that_break_the_parsers_are_rejected_and_the_mailbox_keeps_going(server: BridgeServer) -> None:
+    inbox = server.layout.inbox
+    drop(inbox, "deep.json", "[" * 100_000 + "]" * 100_000)  # past Python's recursion limit
+    huge = tiny_request(server.layout.project_dir)
+    huge["sections"] = [{"name": "A", "start_bar": 10**400, "end_bar": 2}]  # too large for a float
+    drop(inbox, "huge.json", json.dumps(huge))
+    failed = inbox / "failed"
+    assert wait_for(lambda: len(list(failed.glob("*.error.txt"))) == 2, 10)
+    assert "code: invalid_json" in (failed / "deep.error.txt").read_text()
+    assert "code: input" in (failed / "huge.error.txt").read_text()
+    job_id = "20260101-120002-abcdef"
+    drop(inbox, f"{job_id}.json", tiny_request(server.layout.project_dir))
+    assert wait_for(lambda: finished(server, job_id) is not None, 60)
+    assert finished(server, job_id)["status"] == "done"  # type: ignore[index]

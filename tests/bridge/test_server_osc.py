@@ -91,16 +91,29 @@ def test_generate_by_path_inside_the_project(client: OscClient, project: Path) -
         (("/stembridge/cancel", "nosuchjob"), "unknown_job"),
         (("/stembridge/variation", "nosuchjob"), "unknown_job"),
         (("/stembridge/status", 1, 2), "arguments"),
+        # JSON nested past Python's recursion limit: once the intake thread died silently on it
+        (("/stembridge/generate", '{"a":' * 5000 + "1" + "}" * 5000), "invalid_json"),
     ],
 )
 def test_bad_messages_get_an_error_reply_and_the_server_keeps_serving(
-    client: OscClient, message: tuple[object, ...], code: str
+    client: OscClient, message: tuple[str, *tuple[object, ...]], code: str
 ) -> None:
     client.send(*message)
     addr, args = client.recv(5.0)
     assert addr == "/stembridge/error"
     assert args[1] == code, args
     assert isinstance(args[2], str) and len(args[2]) > 10
+    client.send("/stembridge/ping")
+    assert client.recv(5.0)[0] == "/stembridge/pong"
+
+
+def test_a_number_too_large_for_a_float_is_answered(client: OscClient, project: Path) -> None:
+    # it raised OverflowError (not a ValueError), which the intake thread dropped without a reply
+    request = tiny_request(project, sections=[{"name": "A", "start_bar": 10**400, "end_bar": 2}])
+    client.send("/stembridge/generate", json.dumps(request))
+    addr, args = client.recv(5.0)
+    assert (addr, args[1]) == ("/stembridge/error", "input")
+    assert "too large" in args[2]
     client.send("/stembridge/ping")
     assert client.recv(5.0)[0] == "/stembridge/pong"
 

@@ -136,6 +136,7 @@ function fake.install(config)
     action_options = {},
   }
   P.tempo, P.segs = build_tempo(config)
+  P.no_markers = config.no_markers or false
   for k, v in pairs(config.ext or {}) do P.ext[k] = v end
   for _, r in ipairs(config.regions or {}) do
     P.regions[#P.regions + 1] = { isrgn = r.isrgn ~= false, pos = r.pos, rgnend = r.rgnend or r.pos, name = r.name or "", index = #P.regions + 1 }
@@ -211,14 +212,19 @@ function api.GetProjectTimeSignature2(_)
   local m = P.tempo[1]
   return m.bpm, (m.num and m.num > 0) and m.num or 4
 end
-function api.CountTempoTimeSigMarkers(_) return #P.tempo end
+-- config.no_markers: the one tempo entry is the project setting, not a marker (as in a new project).
+function api.CountTempoTimeSigMarkers(_) return P.no_markers and 0 or #P.tempo end
 function api.GetTempoTimeSigMarker(_, idx)
-  local m = P.tempo[idx + 1]
+  local m = not P.no_markers and P.tempo[idx + 1] or nil
   if not m then return false, -1, 0, 0, 0, 0, 0, false end
   local s = seg_at_qn(m.qn)
   local measure = s.first + math.floor((m.qn - s.qn) / s.len + 1e-9)
   local beat = (m.qn - (s.qn + (measure - s.first) * s.len)) * s.den / 4
   return true, m.time, measure, beat, m.bpm, m.num or 0, m.den or 0, m.linear or false
+end
+function api.TimeMap_GetTimeSigAtTime(_, t)
+  local s = seg_at_qn(fake.time_to_qn(t))
+  return s.num, s.den, marker_at_time(t).bpm
 end
 function api.TimeMap2_timeToQN(_, t) return fake.time_to_qn(t) end
 function api.TimeMap2_QNToTime(_, q) return fake.qn_to_time(q) end

@@ -31,7 +31,7 @@ REASCRIPT_API = {
     "MIDI_GetProjQNFromPPQPos", "PCM_Source_CreateFromFile", "PreventUIRefresh", "RecursiveCreateDirectory",
     "RefreshToolbar2", "SetActiveTake", "SetMediaItemInfo_Value", "SetMediaItemTakeInfo_Value",
     "SetMediaItemTake_Source", "SetProjExtState", "SetToggleCommandState", "ShowConsoleMsg",
-    "ShowMessageBox", "TakeIsMIDI", "TimeMap2_timeToBeats", "TimeMap2_timeToQN", "TimeMap2_QNToTime",
+    "ShowMessageBox", "TakeIsMIDI", "TimeMap_GetTimeSigAtTime", "TimeMap2_timeToBeats", "TimeMap2_timeToQN", "TimeMap2_QNToTime",
     "Undo_BeginBlock2", "Undo_EndBlock2", "UpdateArrangement", "atexit", "defer", "get_action_context",
     "set_action_options", "time_precise",
 }

@@ -317,3 +317,25 @@ def test_cancel_with_nothing_running(lua: Any, tmp_path: Path) -> None:
     state = lua.run({"project_file": str(rpp)}, lua.run_action("Cancel"))
     assert "Nothing to cancel" in state["console"]
     assert _inbox(proj) == []
+
+
+def test_project_metre_without_tempo_markers_keeps_its_denominator(lua: Any, tmp_path: Path) -> None:
+    """A new 6/8 project has no tempo markers: bars are 3 beats, not 6 (the metre came out as 6/4)."""
+    proj, rpp = _project(tmp_path)
+    cfg = {
+        "project_file": str(rpp),
+        "tempo": [{"qn": 0, "bpm": 120, "num": 6, "den": 8}],
+        "no_markers": True,
+        "regions": [{"name": "Verse", "pos": 0.0, "rgnend": 6.0}],  # 12 beats at 120 bpm = 4 bars of 6/8
+        "tracks": [{"name": "chords", "items": [
+            {"pos": 0.0, "len": 6.0, "selected": True,
+             "takes": [{"notes": [{"pitch": 60, "start": 0.0, "len": 1.5, "vel": 90}]}]},
+        ]}],
+        "inputs": [],
+    }
+    lua.run(cfg, lua.run_action("Generate"))
+    (req,) = _read_inbox(proj)
+    assert req["project"]["tempo_map"] == [{"beat": 0, "bpm": 120, "time_signature": [6, 8]}]
+    assert req["sections"] == [{"name": "Verse", "start_bar": 1, "end_bar": 5}]
+    parsed = parse_request(req)
+    assert parsed.sections[0].end_beat == pytest.approx(12.0)
