@@ -23,6 +23,7 @@ from bridge.placement import Placement, mix, track_name, write_section_stems
 from bridge.request import Request, RequestError
 from bridge.takes import find_base_manifest, load_base_generation
 from conditioning.build import build_conditioning
+from conditioning.timeline import Section
 from conditioning.types import Audio, Note, SectionConditioning
 from models.base import CancelToken, Generation, Generator
 from models.registry import build_generator
@@ -65,6 +66,16 @@ def _tail(audio: Audio | None, seconds: float) -> Audio | None:
     return Audio(audio.samples[:, -n:], audio.sample_rate)
 
 
+def _previous_take_mix(layout: ProjectLayout, previous: Section, sample_rate: int) -> Audio | None:
+    """The mix of the newest take of the section before a regenerated one, if there is one."""
+    try:
+        manifest = find_base_manifest(layout, previous, None)
+        return mix(load_base_generation(layout, manifest, previous, sample_rate))
+    except RequestError as exc:
+        log.info("no earlier take of %r to continue from: %s", previous.name, exc)
+        return None
+
+
 @dataclass
 class _Section:
     """One section's result in this job."""
@@ -98,6 +109,8 @@ def _generate_sections(
             manifest = find_base_manifest(layout, sec, request.base_job)
             base_jobs[sec.name] = str(manifest["job_id"])
             base = load_base_generation(layout, manifest, sec, request.sample_rate)
+            if previous_mix is None and cond.previous is not None:
+                previous_mix = _previous_take_mix(layout, cond.previous, request.sample_rate)
         for v in range(request.variations):
             cancel.check()
             seed = request.seed + v
@@ -108,7 +121,8 @@ def _generate_sections(
                 lo = max(request.range_beats[0], sec.start_beat)
                 hi = min(request.range_beats[1], sec.end_beat)
                 gen = generator.regenerate(
-                    cond, base=base, start_beat=lo, end_beat=hi, seed=seed, progress=on_progress, cancel=cancel
+                    cond, base=base, start_beat=lo, end_beat=hi, seed=seed, progress=on_progress, cancel=cancel,
+                    previous_audio=_tail(previous_mix, CONTEXT_SECONDS),
                 )
             else:
                 gen = generator.generate(

@@ -513,7 +513,7 @@ def melody_chroma(
         tempo_map: converts beats to seconds (tempo changes are honoured).
         start_beat: first beat (inclusive).
         end_beat: last beat (exclusive).
-        frame_rate: frames per second (e.g. 50 for MusicGen-melody's chroma at 32 kHz / 640).
+        frame_rate: frames per second (e.g. 32000 / 4096 = 7.8125 for MusicGen-melody's chroma).
         min_coverage: fraction 0-1 of a frame a pitch class must cover to count.
 
     Returns:

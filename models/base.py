@@ -102,7 +102,7 @@ class Generator(ABC):
     """
 
     name: ClassVar[str] = "generator"
-    #: Seconds of audio crossfaded at each edge inside a regenerated range.
+    #: Beats of audio crossfaded at each edge inside a regenerated range.
     crossfade_beats: ClassVar[float] = 1.0
 
     def generate(
@@ -144,11 +144,14 @@ class Generator(ABC):
         seed: int,
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
+        previous_audio: Audio | None = None,
     ) -> Generation:
         """Regenerate ``[start_beat, end_beat)`` of a section as a new take.
 
         The result covers the whole section; outside the range its samples equal ``base``'s,
         inside the range new material crossfades in and out over about one beat.
+        ``previous_audio`` (the previous section's mix tail) lets a backend continue from what
+        plays before the section when the range starts at the section start.
 
         Raises:
             ValueError: the range is empty or not inside the section, or ``base`` lacks a stem.
@@ -172,6 +175,7 @@ class Generator(ABC):
             seed=seed,
             progress=progress or _no_progress,
             cancel=cancel or CancelToken(),
+            previous_audio=previous_audio,
             base=base,
             range_beats=(start_beat, end_beat),
         )

@@ -49,7 +49,7 @@ _HATS = (42, 44, 46)
 #: Peak level no rendered stem exceeds.
 PEAK_CEILING = 0.99
 #: Peak a stem with notes is raised to at least, so it is never inaudibly quiet.
-PEAK_FLOOR = 0.25  # a stem with notes peaks at least here (-12 dBFS)
+PEAK_FLOOR = 0.1  # a stem with notes peaks at least here (-20 dBFS); louder stems keep their level
 
 
 def default_soundfont() -> Path:
@@ -219,11 +219,11 @@ class FluidRenderer:
 
     Args:
         soundfont: a .sf2 file; None uses :func:`default_soundfont`.
-        gain: FluidSynth master gain (0.2 is FluidSynth's default; 1.2 puts GM parts around -12 to -6 dBFS peak; stems are levelled after).
+        gain: FluidSynth master gain (0.2 is FluidSynth's default; 1.6 puts GM parts around -18 to -3 dBFS peak; stems are levelled after).
         fade_s: length in seconds of the fade that cuts ringing tails at the span end.
     """
 
-    def __init__(self, soundfont: str | Path | None = None, *, gain: float = 1.2, fade_s: float = 0.005) -> None:
+    def __init__(self, soundfont: str | Path | None = None, *, gain: float = 1.6, fade_s: float = 0.005) -> None:
         path = default_soundfont() if soundfont is None else Path(soundfont).expanduser()
         if not path.is_file():
             raise ValueError(f"SoundFont {path} does not exist; give the path of a .sf2 file")
@@ -404,7 +404,7 @@ def _events(
 
 def level(samples: np.ndarray, *, has_notes: bool) -> np.ndarray:
     """Gently level one stem: scale down to peak 0.99 if it would clip; raise a stem with notes
-    whose peak is below 0.25 up to 0.25. Otherwise leave it alone (section dynamics survive).
+    whose peak is below 0.1 up to 0.1. Otherwise leave it alone (section dynamics survive).
 
     Args:
         samples: float32 (channels, samples).

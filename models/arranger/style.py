@@ -81,12 +81,12 @@ _KEYS_WORDS: tuple[tuple[str, int], ...] = (
     (r"rhodes|electric piano|e\.?\s?piano|\bep\b", 4),
     (r"wurli(tzer)?", 5),
     (r"clav(inet)?", 7),
-    (r"vibes|vibraphone", 11),
+    (r"vibraphone|vibes (?:solo|chords|comping)", 11),  # not "chill vibes"
     (r"hammond|organ", 16),
     (r"accordion", 21),
     (r"nylon|classical guitar|acoustic guitar", 24),
     (r"(?<!lead )guitar(?! (solo|lead))", 27),
-    (r"string(s)?|orchestra", 48),
+    (r"string(s)?|orchestra(l)?", 48),
     (r"choir", 52),
     (r"(synth|warm|soft)[\s-]?pad|\bpad(s)?\b", 89),
     (r"harp", 46),
@@ -102,7 +102,7 @@ _LEAD_WORDS: tuple[tuple[str, int], ...] = (
     (r"flute", 73),
     (r"clarinet", 71),
     (r"oboe", 68),
-    (r"whistl", 78),
+    (r"whistl(e|es|ing)", 78),
     (r"harmonica", 22),
     (r"violin|fiddle", 40),
     (r"cello", 42),
@@ -129,10 +129,19 @@ _KIT_WORDS: tuple[tuple[str, int], ...] = (
 )
 
 
+#: Endings a genre word may take ("funky", "jazzy", "soulful", "rocking").
+_GENRE_SUFFIX = r"(?:y|s|ish|ful|ing)?"
+
+
+def _whole_word(pattern: str, suffix: str = "(?:s|es)?") -> str:
+    """``pattern`` as whole words: "rap" must not match "rapid", nor "organ" "organic"."""
+    return rf"(?<![a-z0-9])(?:{pattern}){suffix}(?![a-z0-9])"
+
+
 def _first_match(text: str, table: tuple[tuple[str, int], ...]) -> int | None:
     best: tuple[int, int] | None = None
     for pattern, value in table:
-        m = re.search(pattern, text)
+        m = re.search(_whole_word(pattern), text)
         if m and (best is None or m.start() < best[0]):
             best = (m.start(), value)
     return None if best is None else best[1]
@@ -147,7 +156,7 @@ def style_from_prompt(prompt: str) -> Style:
     text = prompt.lower()
     genre, pos = "pop", len(text) + 1
     for name, pattern in _GENRE_WORDS:
-        m = re.search(rf"\b(?:{pattern})", text)
+        m = re.search(_whole_word(pattern, _GENRE_SUFFIX), text)
         if m and m.start() < pos:
             genre, pos = name, m.start()
     style = GENRES[genre]

@@ -151,7 +151,12 @@ class MusicGenGenerator(Generator):
             a = tm.beat_to_samples(ctx.range_beats[0], sr) - tm.beat_to_samples(sec.start_beat, sr)
             b = tm.beat_to_samples(ctx.range_beats[1], sr) - tm.beat_to_samples(sec.start_beat, sr)
             a, b = max(0, min(a, n)), max(0, min(b, n))
-            prompt_audio = Audio(base_mix[:, :a], sr) if a > 0 else None
+            # what plays before the range: the previous section's tail, then the base take's start
+            before = [base_mix[:, :a]]
+            if ctx.previous_audio is not None and ctx.previous_audio.sample_rate == sr:
+                before.insert(0, ctx.previous_audio.samples)
+            joined = np.concatenate(before, axis=1)
+            prompt_audio = Audio(joined, sr) if joined.shape[1] > 0 else None
         else:
             a, b = 0, n
             prompt_audio = ctx.previous_audio

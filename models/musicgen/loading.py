@@ -202,6 +202,9 @@ def load_pretrained(source: str, *, device: str | None = None, dtype: str | None
         model = cls.from_pretrained(source, dtype=pick_dtype(dev, dtype))
         tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as exc:  # hub offline / missing files surface as OSError/ValueError
-        raise ModelUnavailableError(f"MusicGen weights {source!r} are not available here; {_hint(source)}") from exc
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelUnavailableError(
+            f"MusicGen weights {source!r} could not be loaded here ({reason}); {_hint(source)}"
+        ) from exc
     log.info("loaded %s on %s", source, dev)
     return _wrap(model.to(dev), tokenizer, dev, str(source))

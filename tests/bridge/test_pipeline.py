@@ -173,3 +173,21 @@ def test_unreadable_melody_wav_is_explained(project: Path) -> None:
         run_request(parse_request(base_request(project, inputs={"melody": {"audio": "hum.wav"}})))
     assert info.value.code == "input" and "hum.wav" in str(info.value)
     assert not (project / "stembridge" / "outbox").exists() or not list((project / "stembridge" / "outbox").glob("*.json"))
+
+
+def test_regeneration_hands_the_previous_section_to_the_generator(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from models.arranger.generator import ArrangerGenerator
+
+    run_request(parse_request(base_request(project)))
+    seen: list[int | None] = []
+    original = ArrangerGenerator.regenerate
+
+    def spy(self, conditioning, **kwargs):  # type: ignore[no-untyped-def]
+        prev = kwargs.get("previous_audio")
+        seen.append(None if prev is None else prev.num_samples)
+        return original(self, conditioning, **kwargs)
+
+    monkeypatch.setattr(ArrangerGenerator, "regenerate", spy)
+    run_request(parse_request(base_request(project, seed=5, range={"start_bar": 3, "end_bar": 4})))
+    # Chorus 1 starts at bar 3; the Verse 1 take before it lasts 4 s at 120 bpm (2 bars)
+    assert seen == [4 * 48000]

@@ -164,7 +164,19 @@ def test_regeneration_changes_only_the_range() -> None:
     base_inside = [n for n in base.parts["keys"] if 4.0 <= n.start_beat < 12.0]
     assert inside != base_inside
     a = cond.tempo_map.beat_to_samples(4.0, cond.sample_rate)
-    np.testing.assert_array_equal(new.stems["keys"].samples[:, :a], base.stems["keys"].samples[:, :a])
+    b = cond.tempo_map.beat_to_samples(12.0, cond.sample_rate)
+    for stem in STEMS:
+        old, fresh = base.stems[stem].samples, new.stems[stem].samples
+        np.testing.assert_array_equal(fresh[:, :a], old[:, :a])
+        np.testing.assert_array_equal(fresh[:, b:], old[:, b:])
+        # no click where the new take meets the old one: the joins move no more than the music does
+        step = np.abs(np.diff(fresh, axis=1))
+        typical = max(np.abs(np.diff(old, axis=1)).max(), step[:, a + 4800 : b - 4800].max())
+        for edge in (a, b):
+            assert step[:, edge - 240 : edge + 240].max() <= typical + 1e-6, (stem, edge)
+    assert [n for n in new.parts["keys"] if not 4.0 <= n.start_beat < 12.0] == [
+        n for n in base.parts["keys"] if not 4.0 <= n.start_beat < 12.0
+    ]
 
 
 # -- styles -----------------------------------------------------------------------------------
@@ -313,3 +325,29 @@ def test_roles_shape_density_and_loudness() -> None:
     bridge = arrange(_cond("Bridge", prompt="pop"), section_rng(1, _cond(), None)).parts["keys"]
     verse = arrange(_cond("Verse 1", prompt="pop"), section_rng(1, _cond(), None)).parts["keys"]
     assert np.mean([n.pitch for n in bridge]) > np.mean([n.pitch for n in verse]) + 2  # bridge sits higher
+
+
+@pytest.mark.parametrize("metre", [(4, 4), (3, 4), (6, 8), (7, 8)])
+def test_improvised_lead_is_never_silent(metre: tuple[int, int]) -> None:
+    """Every section gets a lead line, whatever the role, length, metre and seed."""
+    tm = TempoMap.constant(100, metre)
+    for name in ("Intro", "Build", "Break", "Outro", "Verse 1"):
+        for bars in ((3, 4), (3, 5), (3, 7)):
+            for seed in range(1, 5):
+                cond = _cond(name, tm=tm, bars=bars, prompt="ballad", with_next=seed % 2 == 0)
+                lead = _notes(cond, seed=seed, stem="lead")
+                assert lead, (name, bars, seed)
+                assert all(cond.section.start_beat <= n.start_beat < n.end_beat <= cond.section.end_beat for n in lead)
+
+
+def test_prompt_words_match_whole_words_only() -> None:
+    from models.arranger.style import style_from_prompt
+
+    assert style_from_prompt("rapid funk groove").name == "funk"  # not "rap"
+    assert style_from_prompt("slowly building rock").name == "rock"  # not "slow"
+    assert style_from_prompt("funky, jazzy chords").name == "funk"  # endings still count
+    assert style_from_prompt("soulful keys").name == "r&b"
+    organic = style_from_prompt("organic lo-fi, chill vibes, sharp lead synth")
+    assert (organic.keys_program, organic.lead_program) == (4, 81)  # no organ, vibraphone or harp
+    assert style_from_prompt("jazz with a vibes solo").keys_program == 11
+    assert style_from_prompt("orchestral ballad").keys_program == 48

@@ -159,6 +159,19 @@ def test_regeneration_keeps_outside_and_has_no_click(text_gen: Any) -> None:
     assert new.info["regenerated"] is True
 
 
+def test_regeneration_at_section_start_continues_from_previous_section(text_gen: Any) -> None:
+    cond = make_cond(bars=(1, 3))
+    base = text_gen.generate(cond, seed=1)
+    rng = np.random.default_rng(3)
+    before = Audio((0.3 * rng.standard_normal((2, 48000))).astype(np.float32), 48000)
+    alone = text_gen.regenerate(cond, base=base, start_beat=0.0, end_beat=4.0, seed=9)
+    after_prev = text_gen.regenerate(cond, base=base, start_beat=0.0, end_beat=4.0, seed=9, previous_audio=before)
+    assert not same(alone, after_prev), "the previous section's audio did not reach the model"
+    b = cond.tempo_map.beat_to_samples(4.0, 48000)
+    for s in STEMS:
+        np.testing.assert_array_equal(after_prev.stems[s].samples[:, b:], base.stems[s].samples[:, b:])
+
+
 def test_model_path_loads_saved_model(text_gen: Any, tmp_path: Path) -> None:
     text_gen.lm.model.save_pretrained(tmp_path)
     text_gen.lm.tokenizer.save_pretrained(tmp_path)
@@ -187,6 +200,12 @@ def test_missing_weights_clear_message(offline: None, tmp_path: Path) -> None:
         build_generator("musicgen-small", model_path=str(empty), device="cpu")
     with pytest.raises(ModelUnavailableError, match="does not exist"):
         build_generator("musicgen-melody", model_path=str(tmp_path / "missing"), device="cpu")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    (broken / "model.safetensors").write_bytes(b"x")
+    with pytest.raises(ModelUnavailableError, match=r"config\.json.*not a valid JSON.*save_pretrained"):
+        build_generator("musicgen-small", model_path=str(broken), device="cpu")
     from models.musicgen.loading import weights_present
 
     present, detail = weights_present("facebook/no-such-musicgen")
