@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -104,14 +103,9 @@ _WriteFloat = ctypes.CFUNCTYPE(
 )
 
 
-def _fluidsynth() -> ModuleType:
-    """pyfluidsynth, imported without its stdout chatter."""
-    return import_quietly("fluidsynth")
-
-
 def _prototypes() -> dict[str, Any]:
     """ctypes prototypes of the FluidSynth calls pyfluidsynth does not wrap."""
-    lib = _fluidsynth()._fl
+    lib = import_quietly("fluidsynth")._fl
     vp, ci, cf = ctypes.c_void_p, ctypes.c_int, ctypes.c_float
     return {
         "write_float": _WriteFloat(("fluid_synth_write_float", lib)),
@@ -136,7 +130,7 @@ def _route_fluid_warnings() -> None:
     """
     if _log_hook:
         return
-    fluidsynth = _fluidsynth()
+    fluidsynth = import_quietly("fluidsynth")
 
     def hook(level: int, message: bytes | None, data: int | None) -> None:
         text = (message or b"").decode("utf-8", "replace")
@@ -161,7 +155,7 @@ class _SoundFontHost:
     """
 
     def __init__(self, soundfont: Path) -> None:
-        fluidsynth = _fluidsynth()
+        fluidsynth = import_quietly("fluidsynth")
 
         self.api = _prototypes()
         _route_fluid_warnings()
@@ -179,7 +173,7 @@ class _Voice:
     """A fresh FluidSynth instance borrowing the host's SoundFont, for one render."""
 
     def __init__(self, host: _SoundFontHost, sample_rate: int, gain: float) -> None:
-        fluidsynth = _fluidsynth()
+        fluidsynth = import_quietly("fluidsynth")
 
         self.host = host
         self.api = host.api

@@ -114,9 +114,8 @@ def _phrase_rhythm(bars: Sequence[Bar], density: float, style: Style, rng: np.ra
     if not out:  # an unlucky draw must not leave a played phrase (or a short section) silent
         first = bars[0].pulses[0]
         out.append((first.start, first.length))
-    if out:
-        last_on, _ = out[-1]
-        out[-1] = (last_on, max(0.5, phrase_end - last_on + 0.5))
+    last_on, _ = out[-1]
+    out[-1] = (last_on, max(0.5, phrase_end - last_on + 0.5))
     return out
 
 
