@@ -19,6 +19,7 @@ import json
 import os
 import re
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,9 +93,25 @@ class ProjectLayout:
         return highest + 1
 
 
+_last_job_id = ""
+_job_id_lock = threading.Lock()
+
+
 def new_job_id() -> str:
-    """A sortable, unique job id: ``YYYYmmdd-HHMMSS-xxxxxx``."""
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+    """A unique job id ``YYYYmmdd-HHMMSS-mmmrrr`` that sorts in creation order.
+
+    ``mmm`` is the millisecond in hex and ``rrr`` random hex; ids made by one process are
+    strictly increasing, so "the newest manifest" is the last by name even within one second.
+    """
+    global _last_job_id
+    with _job_id_lock:
+        now = time.time()
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+        job_id = f"{stamp}-{int(now % 1 * 1000):03x}{secrets.randbelow(0x1000):03x}"
+        if job_id <= _last_job_id:  # same millisecond (or a clock step back): count on
+            job_id = f"{_last_job_id[:-6]}{int(_last_job_id[-6:], 16) + 1:06x}"
+        _last_job_id = job_id
+        return job_id
 
 
 def write_json_atomic(path: Path, data: Any, *, overwrite: bool = False) -> Path:
