@@ -1,7 +1,7 @@
 """OSC benchmark: ping round trip under load, time to /accepted, idle memory of the server.
 
 Run: .venv/bin/python benchmarks/bench_osc.py [--seconds 5] [--rate 500]
-Starts ``python -m bridge.server_cli serve`` on a scratch project, then prints the numbers.
+Starts ``python -m bridge.cli.server serve`` on a scratch project, then prints the numbers.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bridge.osc_transport import decode_datagram, encode_message  # noqa: E402
+from bridge.transports.osc import decode_datagram, encode_message  # noqa: E402
 from tests.bridge.server_helpers import make_project, tiny_request  # noqa: E402
 
 
@@ -65,7 +65,7 @@ def main() -> int:
     args = ap.parse_args()
     project = make_project(Path(tempfile.mkdtemp()) / "song")
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bridge.server_cli", "serve", "--project-dir", str(project),
+    proc = subprocess.Popen([sys.executable, "-m", "bridge.cli.server", "serve", "--project-dir", str(project),
                              "--osc-port", str(port)], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                             stdout=subprocess.PIPE, text=True)
     try:

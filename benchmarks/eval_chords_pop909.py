@@ -30,9 +30,8 @@ from conditioning.chords import (
     apply_sustain,
     chords_from_notes,
     chords_to_json,
-    sustain_pedal_spans,
 )
-from conditioning.midi_io import read_midi
+from conditioning.io.midi import read_midi
 from conditioning.types import Note
 
 DATA = Path(os.environ.get("STEMBRIDGE_POP909", Path(__file__).resolve().parents[2] / "shared" / "data" / "pop909-dev"))
@@ -76,7 +75,7 @@ def evaluate_song(num: int, tracks: str, pedal: bool, params: RecognitionParams)
                 raise SystemExit(f"song {num:03d} has no track named {tracks}")
             notes = list(track.notes)
         if pedal and tracks != "auto":
-            notes = apply_sustain(notes, sustain_pedal_spans(midi.path, midi.tempo_map))
+            notes = apply_sustain(notes, midi.pedal_spans)
         prog = chords_from_notes(notes, midi.tempo_map, params=params)
     doc = chords_to_json(prog, midi.tempo_map)
     chords = [c for c in doc["chords"] if c["end_s"] > c["start_s"]]

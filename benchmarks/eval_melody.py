@@ -37,7 +37,7 @@ import pretty_midi
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from conditioning.basic_pitch_runner import (  # noqa: E402
+from conditioning.io.basic_pitch import (  # noqa: E402
     ModelOutput,
     TranscriptionOptions,
     clean_transcription,

@@ -20,15 +20,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from conditioning.harte import NO_CHORD, QUALITY_INTERVALS, format_harte, parse_harte
 from conditioning.key import estimate_key
-from conditioning.midi_io import MidiFile
-from conditioning.quiet_import import import_quietly
+from conditioning.score import MidiFile
 from conditioning.timeline import TempoMap
 from conditioning.types import ChordProgression, ChordSpan, Note
 
@@ -319,39 +317,6 @@ _MELODY_TRACK_WORDS = ("melody", "vocal", "voice", "lead", "bridge", "solo")
 _ACCOMPANIMENT_TRACK_WORDS = ("piano", "chord", "keys", "accomp", "pad", "comp")
 
 
-def sustain_pedal_spans(path: str | Path, tempo_map: TempoMap, threshold: int = 64) -> list[tuple[float, float]]:
-    """Spans in beats where a sustain pedal (CC64 >= ``threshold``) is down, on any channel.
-
-    Args:
-        path: a Standard MIDI File.
-        tempo_map: the file's tempo map (from :func:`conditioning.midi_io.read_midi`).
-        threshold: CC64 value from which the pedal counts as down (MIDI convention: 64).
-
-    Raises:
-        ValueError: the file cannot be read.
-    """
-    pretty_midi = import_quietly("pretty_midi")
-
-    try:
-        pm = pretty_midi.PrettyMIDI(str(path))
-    except (OSError, EOFError, ValueError, KeyError, IndexError) as exc:
-        raise ValueError(f"cannot read sustain pedal from {Path(path).name}: {exc}") from None
-    spans: list[tuple[float, float]] = []
-    for inst in pm.instruments:
-        if inst.is_drum:
-            continue
-        down: float | None = None
-        for cc in sorted((c for c in inst.control_changes if c.number == 64), key=lambda c: c.time):
-            beat = tempo_map.seconds_to_beat(float(cc.time))
-            if cc.value >= threshold and down is None:
-                down = beat
-            elif cc.value < threshold and down is not None:
-                if beat > down:
-                    spans.append((down, beat))
-                down = None
-    return sorted(spans)
-
-
 def apply_sustain(
     notes: Sequence[Note], pedal_spans: Sequence[tuple[float, float]], max_extend_beats: float = 0.5
 ) -> list[Note]:
@@ -359,7 +324,7 @@ def apply_sustain(
 
     Args:
         notes: notes in beats.
-        pedal_spans: (down_beat, up_beat) spans, e.g. from :func:`sustain_pedal_spans`.
+        pedal_spans: (down_beat, up_beat) spans, e.g. :attr:`conditioning.score.MidiFile.pedal_spans`.
         max_extend_beats: a note is never extended by more than this many beats. For chord
             recognition a short extension (0.5 beat) works best: it bridges the gaps between
             short piano notes without smearing one chord into the next.
@@ -419,7 +384,7 @@ def accompaniment_notes(midi: MidiFile, *, pedal_extend_beats: float = 0.5) -> l
             "(drum tracks are not read for chords)"
         )
     if pedal_extend_beats > 0:
-        notes = apply_sustain(notes, sustain_pedal_spans(midi.path, midi.tempo_map), pedal_extend_beats)
+        notes = apply_sustain(notes, midi.pedal_spans, pedal_extend_beats)
     return notes
 
 
@@ -430,7 +395,7 @@ def analyze_midi_chords(midi: MidiFile, *, params: RecognitionParams = DEFAULT_P
     (melody included) together with the recognised chords.
 
     Args:
-        midi: a parsed MIDI file (:func:`conditioning.midi_io.read_midi`).
+        midi: a parsed MIDI file (:func:`conditioning.io.midi.read_midi`).
         params: recognition constants.
 
     Raises:

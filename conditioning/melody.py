@@ -1,7 +1,7 @@
 """Melody maths: cleaning transcribed notes, quantisation, key snapping, chroma, MIDI skyline.
 
 Pure functions over dataclasses and numpy arrays (no files, no models). The transcription
-itself (basic-pitch) lives in :mod:`conditioning.basic_pitch_runner`, which feeds its raw notes
+itself (basic-pitch) lives in :mod:`conditioning.io.basic_pitch`, which feeds its raw notes
 (:class:`RawNote`, in seconds) through :func:`clean_notes` and :func:`notes_to_melody`.
 
 Units: :class:`RawNote` positions are seconds from the start of the recording; :class:`Note`

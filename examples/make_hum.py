@@ -264,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repo = Path(__file__).resolve().parent.parent
     sys.path.insert(0, str(repo))
-    from conditioning.audio_io import write_wav
+    from conditioning.io.audio import write_wav
     from conditioning.types import Audio
 
     # 16 bars at 92 bpm last 41.7 s: 16-bit mono at 22.05 kHz keeps the file under 2 MB

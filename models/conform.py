@@ -82,7 +82,7 @@ def onset_envelope(audio: Audio) -> tuple[np.ndarray, float]:
         (envelope, frame_rate): a non-negative float64 array, one value per frame, and its
         frame rate in Hz.
     """
-    from conditioning.audio_io import resample
+    from conditioning.io.audio import resample
 
     mono = resample(Audio(audio.mono()[None, :], audio.sample_rate), _ANALYSIS_SR).samples[0]
     if mono.size < 4 * _HOP:

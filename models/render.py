@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from conditioning.quiet_import import import_quietly
+from conditioning.io.quiet_import import import_quietly
 from conditioning.timeline import TempoMap
 from conditioning.types import Audio, Note
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from conditioning.audio_io import resample
+from conditioning.io.audio import resample
 from conditioning.types import Audio, SectionConditioning
 from models.base import Generation, GenerationContext, Generator
 from models.conform import apply_fades, conform_to_grid, loudness_lufs, normalize_loudness

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from conditioning.audio_io import resample
+from conditioning.io.audio import resample
 from conditioning.types import Audio
 from models.base import ModelUnavailableError
 from models.separation.stems import SOURCES

@@ -1,6 +1,6 @@
 """Helpers for the bridge server tests: an OSC client, tiny projects, test job runners.
 
-The runners wrap the real pipeline (``bridge.pipeline.run_request``) and are selected with the
+The runners wrap the real pipeline (``bridge.job.pipeline.run_request``) and are selected with the
 server's ``runner`` option; the request's prompt tells them to behave badly on purpose:
 ``"slow N"`` waits N x 0.1 s first (checking cancellation), ``"stubborn"`` ignores cancellation
 for 10 s, ``"crash"`` kills the worker process with SIGKILL.
@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from bridge.osc_transport import decode_datagram, encode_message
-from bridge.pipeline import JobResult, run_request
-from bridge.request import Request
+from bridge.job.pipeline import JobResult, run_request
+from bridge.job.request import Request
+from bridge.transports.osc import decode_datagram, encode_message
 from models.base import CancelToken
 from tests.bridge.conftest import AM_F_C_G, write_midi
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conditioning.audio_io import read_audio, resample, write_wav
+from conditioning.io.audio import read_audio, resample, write_wav
 from conditioning.types import Audio
 
 

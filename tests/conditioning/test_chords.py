@@ -18,7 +18,7 @@ from conditioning.chords import (
     chords_to_json,
 )
 from conditioning.harte import parse_harte
-from conditioning.midi_io import MidiFile, MidiTrack
+from conditioning.score import MidiFile, MidiTrack
 from conditioning.timeline import TempoMap, TempoPoint
 from conditioning.types import ChordProgression, Note
 
@@ -198,7 +198,7 @@ def test_accompaniment_track_choice(tmp_path: Path) -> None:
 
 def _song_majmin(num: int) -> float:
     mir_eval = pytest.importorskip("mir_eval")
-    from conditioning.midi_io import read_midi
+    from conditioning.io.midi import read_midi
 
     song = POP909 / f"{num:03d}"
     midi = read_midi(song / f"{num:03d}.mid")

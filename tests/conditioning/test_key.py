@@ -72,7 +72,7 @@ def test_errors() -> None:
 def test_pop909_keys_mostly_right() -> None:
     mir_eval = pytest.importorskip("mir_eval")
     from conditioning.chords import analyze_midi_chords
-    from conditioning.midi_io import read_midi
+    from conditioning.io.midi import read_midi
 
     scores = []
     for num in range(1, 11):

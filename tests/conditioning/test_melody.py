@@ -340,7 +340,7 @@ PHRASE = ((0, 1, 57), (1, 1, 60), (2, 0.5, 64), (2.5, 0.5, 62), (3, 1, 60), (4, 
 @pytest.fixture(scope="module")
 def hum() -> tuple[list[RawNote], Audio, list[RawNote], Melody]:
     """Reference notes (seconds), the hum at 44.1 kHz, raw and cleaned transcriptions."""
-    from conditioning.basic_pitch_runner import transcribe_melody, transcribe_raw
+    from conditioning.io.basic_pitch import transcribe_melody, transcribe_raw
 
     mh = _make_hum_module()
     spb = 0.6
@@ -397,7 +397,7 @@ def test_chroma_of_transcription_matches_reference(hum: tuple[list[RawNote], Aud
 
 
 def test_transcribe_rejects_empty_audio() -> None:
-    from conditioning.basic_pitch_runner import transcribe_raw
+    from conditioning.io.basic_pitch import transcribe_raw
 
     with pytest.raises(ValueError, match="no samples"):
         transcribe_raw(Audio.silence(0, 48000))

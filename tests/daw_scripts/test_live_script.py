@@ -20,7 +20,7 @@ from fake_live import (
 from stembridge_live.core import INLINE_LIMIT, StemBridgeCore
 from stembridge_live.settings import Settings, load_settings, settings_from_dict
 
-from bridge.request import parse_request
+from bridge.job.request import parse_request
 
 
 class Clock:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bridge.request import parse_request
+from bridge.job.request import parse_request
 from conditioning.timeline import TempoMap
 
 

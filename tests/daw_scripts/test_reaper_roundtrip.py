@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from bridge.pipeline import run_request
-from bridge.request import parse_request
+from bridge.job.pipeline import run_request
+from bridge.job.request import parse_request
 from tests.bridge.conftest import write_midi
 
 TEMPO = [{"beat": 0, "bpm": 110, "time_signature": [4, 4]}, {"beat": 8, "bpm": 84, "time_signature": [6, 8]}]

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from conditioning.audio_io import read_audio
-from conditioning.basic_pitch_runner import transcribe_melody
 from conditioning.chord_features import coco_mulla_frames
 from conditioning.chords import analyze_midi_chords
 from conditioning.drums import drum_onset_frames, drums_from_notes
-from conditioning.midi_io import read_midi
+from conditioning.io.audio import read_audio
+from conditioning.io.basic_pitch import transcribe_melody
+from conditioning.io.midi import read_midi
 from conditioning.timeline import TempoMap
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,1 @@
+"""The ``stembridge`` command line: :mod:`bridge.cli.main` is the one entry point."""

@@ -1,0 +1,217 @@
+"""The ``stembridge`` command line.
+
+Exit status: 0 on success, 2 for a problem with the input (the message says what and how to fix
+it), 1 for an unexpected failure, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bridge.cli.analyze import analyze_file, summary_text
+from bridge.cli.server import add_server_commands
+from bridge.job.request import RequestError, parse_request
+
+EXIT_INPUT = 2
+
+
+def _progress_runner(quiet: bool) -> Any:
+    """A context manager yielding a (fraction, message) callback drawing a rich progress bar."""
+    from contextlib import contextmanager
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    @contextmanager
+    def runner() -> Any:
+        if quiet:
+            yield lambda f, m: None
+            return
+        with Progress(
+            TextColumn("[bold]{task.description:<48}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(), transient=False, console=_console(stderr=True),
+        ) as bar:
+            task = bar.add_task("starting", total=1.0)
+            yield lambda f, m: bar.update(task, completed=f, description=m[:48])
+
+    return runner()
+
+
+def _console(*, stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    # a pipe or a log file gets wide rows instead of rich's 80-column default
+    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 160)
+
+
+def print_placements(manifest: dict[str, Any]) -> None:
+    """Print a table of what was placed where."""
+    from rich.table import Table
+
+    folders = sorted({p["file"].rsplit("/", 1)[0] for p in manifest["placements"]})
+    table = Table(title=f"job {manifest['job_id']} — {manifest['model']}, seed {manifest['seed']}")
+    for col in ("section", "bars", "start (s)", "length (s)", "track", "take", "file"):
+        table.add_column(col, no_wrap=col == "file")
+    for p in manifest["placements"]:
+        table.add_row(
+            p["section"], f"{p['start_bar']}–{p['end_bar']}", f"{p['start_s']:.3f}", f"{p['length_s']:.3f}",
+            p["track"], str(p["take"]), p["file"].rsplit("/", 1)[-1],
+        )
+    console = _console()
+    console.print(table)
+    console.print(f"files in: {', '.join(folders)}")
+
+
+def _run(request_data: Any, base_dir: Path, args: argparse.Namespace) -> int:
+    from bridge.job.pipeline import run_request
+    from models.base import GenerationCancelled, ModelUnavailableError
+
+    try:
+        request = parse_request(request_data, base_dir=base_dir)
+        options = {"model_path": args.model_path} if getattr(args, "model_path", None) else {}
+        with _progress_runner(args.quiet) as progress:
+            result = run_request(request, progress=progress, model_options=options)
+    except (RequestError, ModelUnavailableError) as exc:
+        print(f"stembridge: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except GenerationCancelled:
+        print("stembridge: cancelled; nothing was written", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(result.manifest, indent=2))
+    else:
+        print_placements(result.manifest)
+        print(f"manifest: {result.manifest_path}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """``stembridge generate REQUEST.json``."""
+    path = Path(args.request)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"stembridge: cannot read request {path}: {exc.strerror}; check the path", file=sys.stderr)
+        return EXIT_INPUT
+    return _run(text, path.resolve().parent, args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``stembridge demo [--out DIR]``: run the example session."""
+    from bridge.cli.demo import prepare_demo
+
+    try:
+        request_data, project_dir = prepare_demo(Path(args.examples), Path(args.out))
+    except ValueError as exc:
+        print(f"stembridge: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    if args.model:
+        request_data["model"] = args.model
+    print(f"demo project: {project_dir}", file=sys.stderr)
+    return _run(request_data, project_dir, args)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """``stembridge analyze PATH --role chords|drums|melody [--json]``."""
+    try:
+        result = analyze_file(Path(args.path), args.role)
+    except ValueError as exc:
+        print(f"stembridge: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(summary_text(result, args.role))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """``stembridge models``: list generators and whether they can run here."""
+    from models.registry import MODELS, missing_requirements, weights_status
+
+    rows: list[dict[str, Any]] = []
+    for name, spec in sorted(MODELS.items()):
+        missing = missing_requirements(name)
+        present, detail = weights_status(name) if not missing else (False, f"missing: {', '.join(missing)}")
+        rows.append({"name": name, "ready": bool(not missing and present), "detail": str(detail),
+                     "description": spec.description})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    from rich.table import Table
+
+    table = Table(title="stembridge generators")
+    for col in ("model", "ready", "weights / packages", "what it is"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r["name"]), "yes" if r["ready"] else "no", str(r["detail"]), str(r["description"]))
+    _console().print(table)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="stembridge", description="Co-create stems with AI inside your DAW.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("generate", help="run one request v1 (JSON file)")
+    p.add_argument("request", help="path of the request JSON")
+    p.add_argument("--model-path", help="local folder with the model's weights (neural models)")
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("demo", help="run the example session in examples/")
+    p.add_argument("--out", default=str(Path.home() / "stembridge-demo"), help="project folder to create/use")
+    p.add_argument("--examples", default=str(Path(__file__).resolve().parent.parent / "examples"),
+                   help="folder holding session.toml and its material")
+    p.add_argument("--model", help="generator to use instead of the session's")
+    p.add_argument("--model-path", help="local folder with the model's weights (neural models)")
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("analyze", help="show what stembridge understands of a MIDI or audio file")
+    p.add_argument("path", help="a .mid file (chords, drums, melody) or audio file (melody)")
+    p.add_argument("--role", required=True, choices=("chords", "drums", "melody"))
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("models", help="list generators and whether their weights are here")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    add_server_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``stembridge`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # the console shows warnings (everything with -v); the server's log file gets INFO regardless
+    console = logging.StreamHandler()
+    console.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(console)
+    root.setLevel(logging.INFO)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("stembridge: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

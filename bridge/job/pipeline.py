@@ -1,0 +1,273 @@
+"""Run one request v1 end to end: material -> conditioning -> generator -> files -> manifest.
+
+This is the single code path used by ``stembridge generate``, ``stembridge demo`` and the
+server's worker. Results are written into ``renders/<job_id>.partial/`` and published by
+renaming that folder to ``renders/<job_id>/`` before the manifest is written, so a failed or
+cancelled job leaves no partial files and nothing earlier is ever changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bridge.export.midi import write_arrangement_midi
+from bridge.export.rpp import RppItem, write_rpp
+from bridge.job.layout import ProjectLayout, new_job_id, write_json_atomic
+from bridge.job.material import load_material
+from bridge.job.placement import Placement, mix, track_name, write_section_stems
+from bridge.job.request import Request, RequestError
+from bridge.job.takes import find_base_manifest, load_base_generation
+from conditioning.build import build_conditioning
+from conditioning.timeline import Section
+from conditioning.types import Audio, Note, SectionConditioning
+from models.base import CancelToken, Generation, Generator
+from models.registry import build_generator
+
+log = logging.getLogger(__name__)
+
+MANIFEST_VERSION = 1
+#: Seconds of the previous section's mix handed to the next one for continuity.
+CONTEXT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """A finished job: its id, the manifest's absolute path and the manifest itself."""
+
+    job_id: str
+    manifest_path: Path
+    manifest: dict[str, Any]
+
+
+class _Progress:
+    """Maps per-step progress into one overall fraction and forwards it."""
+
+    def __init__(self, sink: Callable[[float, str], None] | None) -> None:
+        self._sink = sink
+        self.done = 0.0
+
+    def report(self, fraction: float, message: str) -> None:
+        if self._sink is not None:
+            self._sink(max(0.0, min(1.0, fraction)), message)
+
+    def stage(self, start: float, width: float) -> Callable[[float, str], None]:
+        return lambda f, msg: self.report(start + width * max(0.0, min(1.0, f)), msg)
+
+
+def _tail(audio: Audio | None, seconds: float) -> Audio | None:
+    if audio is None:
+        return None
+    n = int(seconds * audio.sample_rate)
+    return Audio(audio.samples[:, -n:], audio.sample_rate)
+
+
+def _previous_take_mix(layout: ProjectLayout, previous: Section, sample_rate: int) -> Audio | None:
+    """The mix of the newest take of the section before a regenerated one, if there is one."""
+    try:
+        manifest = find_base_manifest(layout, previous, None)
+        return mix(load_base_generation(layout, manifest, previous, sample_rate))
+    except RequestError as exc:
+        log.info("no earlier take of %r to continue from: %s", previous.name, exc)
+        return None
+
+
+@dataclass
+class _Section:
+    """One section's result in this job."""
+
+    cond: SectionConditioning
+    generations: list[tuple[int, Generation]]
+
+
+def _generate_sections(
+    request: Request,
+    layout: ProjectLayout,
+    generator: Generator,
+    conds: list[SectionConditioning],
+    progress: _Progress,
+    cancel: CancelToken,
+) -> tuple[list[_Section], dict[str, str]]:
+    """Generate (or regenerate) each section; returns results and base jobs by section name."""
+    wanted = {s.name for s in request.sections_to_generate()}
+    todo = [c for c in conds if c.section.name in wanted]
+    total = len(todo) * request.variations
+    results: list[_Section] = []
+    base_jobs: dict[str, str] = {}
+    previous_mix: Audio | None = None
+    step = 0
+    for cond in todo:
+        sec = cond.section
+        first_take = layout.next_take(sec.slug)
+        entry = _Section(cond, [])
+        base: Generation | None = None
+        if request.range_beats is not None:
+            manifest = find_base_manifest(layout, sec, request.base_job)
+            base_jobs[sec.name] = str(manifest["job_id"])
+            base = load_base_generation(layout, manifest, sec, request.sample_rate)
+            if previous_mix is None and cond.previous is not None:
+                previous_mix = _previous_take_mix(layout, cond.previous, request.sample_rate)
+        for v in range(request.variations):
+            cancel.check()
+            seed = request.seed + v
+            on_progress = progress.stage(0.1 + 0.8 * step / total, 0.8 / total)
+            label = f"{sec.name}" + (f" (take {first_take + v})" if request.variations > 1 else "")
+            on_progress(0.0, f"{label}: generating with {generator.name}")
+            if base is not None and request.range_beats is not None:
+                lo = max(request.range_beats[0], sec.start_beat)
+                hi = min(request.range_beats[1], sec.end_beat)
+                gen = generator.regenerate(
+                    cond, base=base, start_beat=lo, end_beat=hi, seed=seed, progress=on_progress, cancel=cancel,
+                    previous_audio=_tail(previous_mix, CONTEXT_SECONDS),
+                )
+            else:
+                gen = generator.generate(
+                    cond, seed=seed, progress=on_progress, cancel=cancel, previous_audio=_tail(previous_mix, CONTEXT_SECONDS)
+                )
+            entry.generations.append((first_take + v, gen))
+            step += 1
+        previous_mix = mix(entry.generations[0][1])
+        results.append(entry)
+    return results, base_jobs
+
+
+def _publish(
+    request: Request,
+    layout: ProjectLayout,
+    job_id: str,
+    staging: Path,
+    results: list[_Section],
+) -> tuple[list[Placement], dict[str, str]]:
+    """Write stems, MIDI and RPP into ``staging``; returns placements and export paths."""
+    rel = f"stembridge/renders/{job_id}"
+    placements: list[Placement] = []
+    parts: dict[str, list[Note]] = {}
+    programs: dict[str, int] = {}
+    rpp_items: list[RppItem] = []
+    for entry in results:
+        sec = entry.cond.section
+        by_stem: dict[str, list[tuple[str, str]]] = {}
+        for take, gen in entry.generations:
+            for p in write_section_stems(gen, sec, take, staging, rel):
+                placements.append(p)
+                by_stem.setdefault(p.stem, []).append((f"{sec.name} take {take}", Path(p.file).name))
+        first_gen = entry.generations[-1][1]
+        for stem, notes in first_gen.parts.items():
+            parts.setdefault(stem, []).extend(notes)
+        programs.update(first_gen.programs)
+        start_s = request.tempo_map.beat_to_seconds(sec.start_beat)
+        length_s = entry.cond.length_samples / request.sample_rate
+        for stem, takes in by_stem.items():
+            rpp_items.append(RppItem(track_name(stem), start_s, length_s, tuple(takes)))
+    exports: dict[str, str] = {}
+    sections = [e.cond.section for e in results]
+    if any(parts.values()):
+        write_arrangement_midi(staging / "arrangement.mid", request.tempo_map, sections, parts, programs)
+        exports["midi"] = f"{rel}/arrangement.mid"
+    write_rpp(staging / "arrangement.rpp", request.tempo_map, request.sections, rpp_items, request.sample_rate)
+    exports["rpp"] = f"{rel}/arrangement.rpp"
+    write_json_atomic(staging / "request.json", dict(request.raw))
+    exports["request"] = f"{rel}/request.json"
+    return placements, exports
+
+
+def run_request(
+    request: Request,
+    *,
+    job_id: str | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    cancel: CancelToken | None = None,
+    model_options: Mapping[str, Any] | None = None,
+) -> JobResult:
+    """Run ``request`` and write its stems, exports and manifest into the project.
+
+    Args:
+        request: a validated request (see :func:`bridge.job.request.parse_request`).
+        job_id: the job's id (a new one when None). A job id whose manifest exists is refused.
+        progress: called with (overall fraction 0-1, message).
+        cancel: checked between steps.
+        model_options: extra keyword options for the generator (e.g. ``model_path``).
+
+    Returns:
+        The job id, the manifest path and the manifest.
+
+    Raises:
+        RequestError: bad material, range or paths (nothing is written).
+        models.base.ModelUnavailableError: the model cannot run here.
+        models.base.GenerationCancelled: cancelled (nothing is written).
+    """
+    layout = ProjectLayout(request.project_dir).ensure()
+    job_id = job_id or new_job_id()
+    if layout.manifest_path(job_id).exists():
+        raise RequestError("duplicate", f"job {job_id} has already run; its results are in the outbox")
+    if layout.job_dir(job_id).exists():
+        # published but never announced (the process died before the manifest): keep those
+        # files aside, untouched, and run the job again
+        aside = layout.renders / f"{job_id}.unannounced"
+        suffix = 1
+        while aside.exists():
+            suffix += 1
+            aside = layout.renders / f"{job_id}.unannounced-{suffix}"
+        layout.job_dir(job_id).rename(aside)
+        log.warning("job %s had results but no manifest; moved them to %s and running it again", job_id, aside)
+    cancel = cancel or CancelToken()
+    prog = _Progress(progress)
+    prog.report(0.0, "reading your material")
+    material = load_material(request)
+    cancel.check()
+    prog.report(0.05, f"loading model {request.model}")
+    generator = build_generator(request.model, **dict(model_options or {}))
+    conds = build_conditioning(
+        sections=request.sections,
+        tempo_map=request.tempo_map,
+        sample_rate=request.sample_rate,
+        stems=request.stems,
+        prompt=request.prompt,
+        section_prompts=request.section_prompts,
+        chords=material.chords,
+        drums=material.drums,
+        melody=material.melody,
+    )
+    staging = layout.renders / f"{job_id}.partial"
+    if staging.exists():  # left by a killed run of this same job: never published, safe to drop
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    try:
+        results, base_jobs = _generate_sections(request, layout, generator, conds, prog, cancel)
+        prog.report(0.92, "writing stems")
+        placements, exports = _publish(request, layout, job_id, staging, results)
+        cancel.check()
+        staging.rename(layout.job_dir(job_id))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    manifest: dict[str, Any] = {
+        "version": MANIFEST_VERSION,
+        "job_id": job_id,
+        "status": "done",
+        "model": request.model,
+        "seed": request.seed,
+        "sample_rate": request.sample_rate,
+        "tempo_map": request.tempo_map.to_json(),
+        "key": results[0].cond.key.name if results and results[0].cond.key else None,
+        "sections": [
+            {"name": s.name, "role": s.role, "start_bar": s.start_bar, "end_bar": s.end_bar,
+             "start_beat": s.start_beat, "end_beat": s.end_beat}
+            for s in request.sections
+        ],
+        "placements": [p.to_json(request.tempo_map, request.sample_rate) for p in placements],
+        "exports": exports,
+        "info": {e.cond.section.name: dict(e.generations[0][1].info) for e in results if e.generations[0][1].info},
+    }
+    if request.range_bars is not None:
+        manifest["range"] = {"start_bar": request.range_bars[0], "end_bar": request.range_bars[1]}
+        manifest["base_job"] = next(iter(base_jobs.values()), None)
+        manifest["base_jobs"] = base_jobs
+    path = write_json_atomic(layout.manifest_path(job_id), manifest)
+    prog.report(1.0, f"done: {len(placements)} stems placed")
+    log.info("job %s done: %d placements", job_id, len(placements))
+    return JobResult(job_id=job_id, manifest_path=path, manifest=manifest)

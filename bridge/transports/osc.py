@@ -1,0 +1,249 @@
+"""OSC over UDP: decode datagrams, hand messages to the dispatcher, send replies.
+
+The receive thread only decodes and routes; anything slow happens on the dispatcher's intake
+thread. A datagram that is not valid OSC is logged (rate-limited) and answered with
+``/stembridge/error "" malformed <why>``; the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pythonosc import osc_message
+from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_packet import ParseError
+from pythonosc.parsing.osc_types import BuildError
+
+from bridge.server.service import PREFIX, Origin, OscArg
+
+log = logging.getLogger(__name__)
+
+#: Largest datagram accepted, in bytes (the largest a UDP packet can carry).
+MAX_DATAGRAM = 65507
+#: Deepest bundle nesting accepted.
+MAX_BUNDLE_DEPTH = 8
+#: Most messages accepted from one datagram.
+MAX_MESSAGES = 64
+
+
+class DatagramError(ValueError):
+    """A datagram that is not a valid OSC packet."""
+
+
+class PortBusyError(OSError):
+    """The OSC port is taken by another program (or another bridge)."""
+
+
+def decode_datagram(data: bytes) -> list[tuple[str, list[Any]]]:
+    """Decode one UDP datagram into (address, arguments) pairs, bundles flattened in order.
+
+    Bundle time tags are ignored: every message is handled as soon as it arrives.
+
+    Raises:
+        DatagramError: the bytes are not a valid OSC message or bundle.
+    """
+    if len(data) > MAX_DATAGRAM:
+        raise DatagramError(f"datagram of {len(data)} bytes is too large")
+    out: list[tuple[str, list[Any]]] = []
+    _decode_into(bytes(data), out, 0)
+    return out
+
+
+# python-osc reports most problems as ParseError; a few malformed inputs surface as the
+# underlying decoding errors, which are converted here (the cause is kept with `from`).
+_DECODE_ERRORS = (
+    ParseError, osc_message.ParseError, IndexError, struct.error, UnicodeDecodeError, ValueError,
+    TypeError, OverflowError,
+)
+
+
+_BUNDLE_HEADER = b"#bundle\0"
+
+
+def _bundle_elements(data: bytes) -> list[bytes]:
+    """Split a bundle ("#bundle\\0", 8-byte time tag, then size-prefixed elements)."""
+    if len(data) < 16 or len(data) % 4:
+        raise DatagramError("bundle too short or not a multiple of 4 bytes")
+    elements, pos = [], 16
+    while pos < len(data):
+        if pos + 4 > len(data):
+            raise DatagramError("bundle element size is cut off")
+        (size,) = struct.unpack(">i", data[pos : pos + 4])
+        pos += 4
+        if size <= 0 or size % 4 or pos + size > len(data):
+            raise DatagramError(f"bundle element of {size} bytes does not fit the datagram")
+        elements.append(data[pos : pos + size])
+        pos += size
+    return elements
+
+
+def _decode_into(data: bytes, out: list[tuple[str, list[Any]]], depth: int) -> None:
+    if depth > MAX_BUNDLE_DEPTH:
+        raise DatagramError(f"bundles nested deeper than {MAX_BUNDLE_DEPTH}")
+    if data.startswith(_BUNDLE_HEADER):
+        for element in _bundle_elements(data):
+            _decode_into(element, out, depth + 1)
+        return
+    if not data.startswith(b"/"):
+        raise DatagramError("not an OSC message (no leading '/') or bundle ('#bundle')")
+    if len(out) >= MAX_MESSAGES:
+        raise DatagramError(f"more than {MAX_MESSAGES} messages in one datagram")
+    try:
+        msg = OscMessage(data)
+        out.append((msg.address, list(msg.params)))
+    except _DECODE_ERRORS as exc:
+        raise DatagramError(f"not valid OSC: {exc}") from exc
+
+
+def encode_message(address: str, args: Sequence[OscArg]) -> bytes:
+    """Build one OSC message datagram (str -> s, int -> i, float -> f, bytes -> b)."""
+    builder = OscMessageBuilder(address=address)
+    for arg in args:
+        builder.add_arg(arg)
+    return builder.build().dgram
+
+
+class _LogLimiter:
+    """Logs at most ``limit`` malformed-datagram warnings per ``window_s``, then a count."""
+
+    def __init__(self, limit: int = 20, window_s: float = 60.0) -> None:
+        self.limit, self.window_s = limit, window_s
+        self.start, self.count, self.suppressed = time.monotonic(), 0, 0
+
+    def warn(self, text: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self.start > self.window_s:
+            if self.suppressed:
+                log.warning("%d more malformed datagrams were not logged", self.suppressed)
+            self.start, self.count, self.suppressed = now, 0, 0
+        self.count += 1
+        if self.count <= self.limit:
+            log.warning(text, *args)
+        else:
+            self.suppressed += 1
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and "localhost"."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class OscTransport:
+    """A UDP socket serving the ``/stembridge/*`` address space.
+
+    Args:
+        handler: ``handler(address, args, origin)``, normally ``Dispatcher.handle_message``.
+        host: address to bind; anything but loopback needs ``allow_remote``.
+        port: UDP port (0 picks a free one; see :attr:`port`).
+        reply_port: send replies to the sender's host on this port instead of the sender's port.
+        allow_remote: accept a non-loopback ``host``.
+    """
+
+    def __init__(
+        self,
+        handler: Callable[[str, Sequence[Any], Origin], None],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 9000,
+        reply_port: int | None = None,
+        allow_remote: bool = False,
+    ) -> None:
+        if not allow_remote and not is_loopback(host):
+            raise ValueError(
+                f"binding to {host} would let other machines send requests; use 127.0.0.1, or pass "
+                "--allow-remote together with --token"
+            )
+        self._handler = handler
+        self._reply_port = reply_port
+        self._trusted = not allow_remote
+        self._limiter = _LogLimiter()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            self._sock.bind((host, port))
+        except OSError as exc:
+            self._sock.close()
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                raise PortBusyError(
+                    exc.errno,
+                    f"UDP port {port} on {host} is already in use (another stembridge bridge or OSC "
+                    f"program is running); stop it or start with --osc-port <another port>",
+                ) from None
+            raise
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # absorb bursts
+        self._sock.settimeout(0.25)
+        self.host, self.port = host, self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="stembridge-osc", daemon=True)
+        self.received = 0
+        self.malformed = 0
+
+    def start(self) -> None:
+        """Start receiving."""
+        self._thread.start()
+        log.info("OSC listening on %s:%d", self.host, self.port)
+
+    def stop(self) -> None:
+        """Stop receiving (replies can still be sent until :meth:`close`)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+
+    def close(self) -> None:
+        """Stop receiving and close the socket."""
+        self.stop()
+        self._sock.close()
+
+    def send(self, target: str, address: str, args: Sequence[OscArg]) -> None:
+        """Send one message to ``target`` (``"osc:host:port"``); other targets are ignored."""
+        if not target.startswith("osc:"):
+            return
+        host, _, port = target[4:].rpartition(":")
+        try:
+            data = encode_message(address, args)
+            self._sock.sendto(data, (host, int(port)))
+        except (OSError, BuildError, ValueError) as exc:
+            log.warning("could not send %s to %s: %s", address, target, exc)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, addr = self._sock.recvfrom(MAX_DATAGRAM + 1)
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                if self._stop.is_set():
+                    return
+                log.warning("OSC receive failed: %s", exc)
+                continue
+            self.received += 1
+            self.handle_datagram(data, addr)
+
+    def handle_datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        """Decode one datagram from ``addr`` and dispatch its messages."""
+        host, port = addr[0], addr[1]
+        reply = f"osc:{host}:{self._reply_port or port}"
+        origin = Origin(source="osc", reply=reply, trusted=self._trusted)
+        try:
+            messages = decode_datagram(data)
+        except DatagramError as exc:
+            self.malformed += 1
+            self._limiter.warn("malformed OSC datagram (%d bytes) from %s:%s: %s", len(data), host, port, exc)
+            self.send(reply, PREFIX + "error", ["", "malformed", f"the datagram is not valid OSC: {exc}"[:500]])
+            return
+        for address, args in messages:
+            self._handler(address, args, origin)

@@ -1,0 +1,81 @@
+"""The command line: generate, analyze, demo, models; exit status 2 with a clear message on bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bridge.cli.main import main
+from tests.bridge.conftest import base_request
+
+
+def test_generate_prints_table_and_writes_manifest(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    req = project / "req.json"
+    req.write_text(json.dumps(base_request(project, stems=["bass"])))
+    assert main(["generate", str(req), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "SB Bass" in out and "Chorus 1" in out and "manifest:" in out
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragment"),
+    [
+        (lambda r: r.update(sections=[{"name": "A", "start_bar": 4, "end_bar": 2}]), "after the start bar"),
+        (lambda r: r["project"].update(tempo_map=[{"beat": 0, "bpm": 0}]), "above 0 bpm"),
+        (lambda r: r.update(colour="red"), "unknown key"),
+        (lambda r: r.update(model="nope"), "unknown model"),
+    ],
+)
+def test_bad_requests_exit_2(project: Path, capsys: pytest.CaptureFixture[str], mutate, fragment: str) -> None:  # type: ignore[no-untyped-def]
+    data = base_request(project)
+    mutate(data)
+    req = project / "req.json"
+    req.write_text(json.dumps(data))
+    assert main(["generate", str(req), "--quiet"]) == 2
+    assert fragment in capsys.readouterr().err
+    assert not (project / "stembridge" / "outbox").exists() or not list((project / "stembridge" / "outbox").glob("*.json"))
+
+
+def test_unreadable_request_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", str(tmp_path / "missing.json")]) == 2
+    assert "cannot read request" in capsys.readouterr().err
+
+
+def test_analyze_drums_json(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(project / "drums.mid"), "--role", "drums", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["roles"]["kick"] == 16 and out["roles"]["snare"] == 16 and out["roles"]["hihat"] == 32
+
+
+def test_analyze_chords_json(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(project / "chords.mid"), "--role", "chords", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [c["label"] for c in out["chords"][:4]] == ["A:min", "F:maj", "C:maj", "G:maj"]
+    assert out["chords"][1]["start_s"] == pytest.approx(2.0) and out["chords"][1]["start_beat"] == pytest.approx(4.0)
+    assert "A" in out["key"] or "C" in out["key"]
+
+
+def test_analyze_readable_summary(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(project / "chords.mid"), "--role", "chords"]) == 0
+    assert "A:min" in capsys.readouterr().out
+
+
+def test_analyze_corrupt_and_empty_midi(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(b"not a midi file at all")
+    assert main(["analyze", str(bad), "--role", "chords"]) == 2
+    assert "not a readable MIDI file" in capsys.readouterr().err
+    empty = tmp_path / "empty.mid"
+    import mido
+
+    mido.MidiFile().save(str(empty))
+    assert main(["analyze", str(empty), "--role", "drums"]) == 2
+    assert "no notes" in capsys.readouterr().err
+
+
+def test_models_lists_arranger(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["arranger"]["ready"] is True

@@ -1,0 +1,125 @@
+"""Request v1 validation: every mistake gets a code and a message that says how to fix it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bridge.job.request import RequestError, parse_request
+from tests.bridge.conftest import base_request
+
+
+def test_valid_request_parses(project: Path) -> None:
+    req = parse_request(base_request(project))
+    assert req.project_dir == project.resolve()
+    assert [s.name for s in req.sections] == ["Verse 1", "Chorus 1"]
+    assert req.sections[1].start_beat == 8.0
+    assert req.chords is not None and req.chords.path == (project / "chords.mid").resolve()
+    assert req.range_bars is None and req.sections_to_generate() == req.sections
+
+
+def test_json_text_and_inline_sources(project: Path) -> None:
+    data = base_request(
+        project,
+        inputs={
+            "chords": {"symbols": [["A:min", 0, 4], ["F:maj", 4, 8]]},
+            "drums": {"notes": [{"pitch": 36, "start_beat": 0.0, "end_beat": 0.25, "velocity": 100}]},
+            "melody": {"notes": [{"pitch": 69, "start_beat": 1, "end_beat": 2}]},
+        },
+    )
+    req = parse_request(json.dumps(data))
+    assert req.chords is not None and req.chords.symbols[1].label == "F:maj"
+    assert req.drums is not None and req.drums.notes[0].pitch == 36
+    assert req.melody is not None and req.melody.notes[0].velocity == 100
+
+
+@pytest.mark.parametrize(
+    ("mutate", "code", "fragment"),
+    [
+        (lambda r: r.update(extra=1), "schema", "unknown key"),
+        (lambda r: r.update(version=2), "version", "version"),
+        (lambda r: r["project"].update(tempo_map=[{"beat": 0, "bpm": 0}]), "tempo", "above 0 bpm"),
+        (lambda r: r.update(sections=[]), "schema", "mark regions"),
+        (lambda r: r.update(sections=[{"name": "A", "start_bar": 5, "end_bar": 3}]), "sections", "after the start"),
+        (lambda r: r.update(sections=[{"name": "A", "start_bar": 1, "end_bar": 5},
+                                      {"name": "B", "start_bar": 4, "end_bar": 8}]), "sections", "overlap"),
+        (lambda r: r.update(range={"start_bar": 7, "end_bar": 9}), "range", "outside the song"),
+        (lambda r: r.update(range={"start_bar": 3, "end_bar": 2}), "range", "backwards"),
+        (lambda r: r.update(inputs={"chords": {"midi": "../secret.mid"}}), "path", "outside the project"),
+        (lambda r: r.update(inputs={"chords": {"midi": "nope.mid"}}), "path", "does not exist"),
+        (lambda r: r.update(inputs={"drums": {"notes": []}}), "input", "no notes"),
+        (lambda r: r.update(inputs={"chords": {"symbols": [["A:min", 4, 2]]}}), "input", "before it starts"),
+        (lambda r: r.update(stems=["drums", "drums"]), "schema", "twice"),
+        (lambda r: r.update(seed=-1), "schema", "seed"),
+        (lambda r: r["project"].update(sample_rate=12345), "schema", "sample_rate"),
+        (lambda r: r.update(base_job="abc"), "schema", "only meaningful"),
+    ],
+)
+def test_bad_requests(project: Path, mutate, code: str, fragment: str) -> None:  # type: ignore[no-untyped-def]
+    (project.parent / "secret.mid").write_bytes(b"MThd")
+    data = base_request(project)
+    mutate(data)
+    with pytest.raises(RequestError) as info:
+        parse_request(data)
+    assert info.value.code == code
+    assert fragment in str(info.value)
+
+
+def test_symlink_escaping_the_project_is_refused(project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    outside = tmp_path_factory.mktemp("elsewhere") / "x.mid"
+    outside.write_bytes(b"MThd")
+    os.symlink(outside, project / "link.mid")
+    with pytest.raises(RequestError, match="outside the project"):
+        parse_request(base_request(project, inputs={"chords": {"midi": "link.mid"}}))
+
+
+def test_range_touching_two_sections(project: Path) -> None:
+    req = parse_request(base_request(project, range={"start_bar": 2, "end_bar": 4}))
+    assert req.range_beats == (4.0, 12.0)
+    assert [s.name for s in req.sections_to_generate()] == ["Verse 1", "Chorus 1"]
+    req = parse_request(base_request(project, range={"start_bar": 3, "end_bar": 4}))
+    assert [s.name for s in req.sections_to_generate()] == ["Chorus 1"]
+
+
+def test_invalid_json() -> None:
+    with pytest.raises(RequestError) as info:
+        parse_request("{not json")
+    assert info.value.code == "invalid_json"
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    max_leaves=30,
+))
+def test_fuzzed_documents_raise_only_request_errors(doc: object) -> None:
+    try:
+        parse_request(json.dumps(doc) if not isinstance(doc, float) or doc == doc else "NaN")
+    except RequestError:
+        pass
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.sampled_from(["sections", "range", "inputs", "stems", "seed", "prompt", "variations"]),
+                       st.none() | st.integers(-5, 50) | st.text(max_size=5) | st.lists(st.integers(), max_size=3)
+                       | st.dictionaries(st.sampled_from(["start_bar", "end_bar", "name", "midi"]), st.integers(-3, 30)),
+                       max_size=4))
+def test_fuzzed_fields_of_a_valid_request(project: Path, fields: dict[str, object]) -> None:
+    data = base_request(project)
+    data.update(fields)
+    try:
+        parse_request(data)
+    except RequestError as exc:
+        assert exc.code and str(exc)
+
+
+def test_nul_byte_in_a_path_is_a_path_error(project: Path) -> None:
+    with pytest.raises(RequestError) as info:
+        parse_request(base_request(project, inputs={"chords": {"midi": "chords\x00.mid"}}))
+    assert info.value.code == "path"

@@ -1,0 +1,56 @@
+"""The scheduler thread survives a worker that cannot start: that job fails, the next one runs."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from bridge.job.layout import ProjectLayout
+from bridge.server.queue import Job, JobQueue
+from bridge.server.scheduler import Scheduler
+from bridge.server.worker import WorkerProcess
+from tests.bridge.server_helpers import RUNNER, make_project, tiny_request
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.finished: list[Job] = []
+        self.done = threading.Event()
+
+    def job_started(self, job: Job) -> None:
+        pass
+
+    def job_progress(self, job: Job, fraction: float, message: str) -> None:
+        pass
+
+    def job_finished(self, job: Job) -> None:
+        self.finished.append(job)
+        if len(self.finished) == 2:
+            self.done.set()
+
+
+def test_a_worker_that_cannot_start_fails_only_its_job(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "song")
+    layout = ProjectLayout(project).ensure()
+    queue = JobQueue(layout.queue_db)
+    attempts = {"n": 0}
+
+    def factory() -> WorkerProcess:
+        attempts["n"] += 1
+        if attempts["n"] <= 2:  # both tries for the first job fail
+            raise OSError("cannot fork: resource temporarily unavailable")
+        return WorkerProcess(RUNNER)
+
+    listener = _Recorder()
+    scheduler = Scheduler(queue, layout, listener, worker_factory=factory)
+    queue.enqueue("20260101-000000-aaaaaa", tiny_request(project))
+    queue.enqueue("20260101-000001-bbbbbb", tiny_request(project))
+    scheduler.start()
+    try:
+        assert listener.done.wait(60), "the scheduler stopped handling jobs"
+    finally:
+        scheduler.stop()
+    first, second = listener.finished
+    assert (first.job_id, first.state, first.error_code) == ("20260101-000000-aaaaaa", "failed", "worker_crashed")
+    assert "could not be started" in (first.error_message or "")
+    assert (second.job_id, second.state) == ("20260101-000001-bbbbbb", "done")
