@@ -69,7 +69,9 @@ function I.place(project_dir, placement, manifest)
   if not util.file_exists(path) then
     return nil, "stem file " .. rel .. " is missing from the project folder"
   end
-  local track = I.ensure_track(json.get(placement, "track") or default_track(placement.stem))
+  local track_name_wanted = json.get(placement, "track")
+  if type(track_name_wanted) ~= "string" or track_name_wanted == "" then track_name_wanted = default_track(placement.stem) end
+  local track = I.ensure_track(track_name_wanted)
   local item = I.find_item(track, start_s)
   if not item then
     item = reaper.AddMediaItemToTrack(track)
@@ -106,19 +108,28 @@ function I.import_manifest(project_dir, manifest)
   local placed = 0
   reaper.Undo_BeginBlock2(0)
   reaper.PreventUIRefresh(1)
-  for _, p in ipairs(placements) do
-    local take, err = I.place(project_dir, p, manifest)
-    if take then
-      placed = placed + 1
-      if type(p.section) == "string" then util.set_state("last_job:" .. p.section, job) end
-    else
-      errors[#errors + 1] = "job " .. job .. ": " .. err
+  -- Whatever goes wrong half-way, the UI refresh is re-enabled and the undo block is closed, so
+  -- the stems placed so far are one undo point and REAPER is left in a normal state.
+  local ok, err = pcall(function()
+    for _, p in ipairs(placements) do
+      local take, perr = I.place(project_dir, p, manifest)
+      if take then
+        placed = placed + 1
+        if type(p.section) == "string" then util.set_state("last_job:" .. p.section, job) end
+      else
+        errors[#errors + 1] = "job " .. job .. ": " .. perr
+      end
     end
-  end
-  util.set_state("last_job", job)
+  end)
+  if placed > 0 then util.set_state("last_job", job) end
   reaper.PreventUIRefresh(-1)
-  reaper.UpdateArrangement()
   reaper.Undo_EndBlock2(0, "StemBridge: import " .. job, -1)
+  reaper.UpdateArrange()
+  if not ok then
+    errors[#errors + 1] = string.format("job %s: the import stopped after %d of %d stem(s) (%s). "
+      .. "It will not be retried: undo it (Edit > Undo 'StemBridge: import %s') and copy the manifest "
+      .. "to a new name in the outbox to import it again.", job, placed, #placements, tostring(err), job)
+  end
   return placed, errors
 end
 

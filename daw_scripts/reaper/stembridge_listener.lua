@@ -40,12 +40,22 @@ local function import_new_manifests(project_dir, box)
       if not util.get_state("imported:" .. job) then
         local manifest, err = util.read_json(util.join(box.outbox, name))
         if type(manifest) == "table" then
-          local placed, errors = import.import_manifest(project_dir, manifest)
+          -- Recorded before importing: a manifest that fails half-way is reported once, never
+          -- imported again on every poll.
           util.set_state("imported:" .. job, "1")
+          local ok, placed, errors = pcall(import.import_manifest, project_dir, manifest)
+          if not ok then
+            util.set_state("imported:" .. job, "failed")
+            placed, errors = 0, { "the import of " .. job .. " failed (" .. tostring(placed) .. "); it will not "
+              .. "be retried. Copy the manifest to a new name in the outbox to try again." }
+          end
           for _, e in ipairs(errors) do report(e) end
           if placed > 0 then
             state.last_import = string.format("Imported %d stem(s) from %s", placed, job)
             util.log(state.last_import)
+          end
+          if #errors > 0 then
+            state.last_import = string.format("Import of %s had errors: see the ReaScript console", job)
           end
         else
           local n = (state.bad_reads[job] or 0) + 1
@@ -118,10 +128,15 @@ local function draw()
   gfx.update()
 end
 
+-- set_action_options (REAPER 7): 1 = running the action again terminates this instance,
+-- 4 = toggle state on, 8 = toggle state off. Whether a second call keeps the bits of the first is
+-- not documented, so every call carries all the bits it needs (1 + 4 together at the start).
+local TERMINATE_ON_RERUN, TOGGLE_ON, TOGGLE_OFF = 1, 4, 8
+
 local function set_toggle(on)
   local _, _, section, cmd = reaper.get_action_context()
   if reaper.set_action_options then
-    reaper.set_action_options(on and 4 or 8)
+    reaper.set_action_options(on and (TERMINATE_ON_RERUN | TOGGLE_ON) or TOGGLE_OFF)
   end
   if cmd and cmd > 0 then
     reaper.SetToggleCommandState(section, cmd, on and 1 or 0)
@@ -154,8 +169,7 @@ end
 
 --- Start listening (called by the action script).
 function L.start()
-  if reaper.set_action_options then reaper.set_action_options(1) end -- run again = stop
-  set_toggle(true)
+  set_toggle(true) -- also: run again = stop
   reaper.atexit(L.stop)
   if gfx and gfx.init then
     gfx.init("StemBridge", 420, 110, 0)

@@ -180,10 +180,11 @@ function R.track_role(track)
   if role and VALID_ROLES[role] then return role end
   local label = (name ~= "" and name) or ("track " .. math.floor(reaper.GetMediaTrackInfo_Value(track, "IP_TRACKNUMBER")))
   while true do
-    local ok, answer = reaper.GetUserInputs("StemBridge: what is on " .. label .. "?", 1,
-      "Role (chords, drums or melody):,extrawidth=80", "chords")
-    if not ok then return nil end
-    answer = util.trim(answer):lower()
+    local answers = util.ask("StemBridge: what is on " .. label .. "?", { "Role (chords / drums / melody):" },
+      { "chords" }, 80)
+    if not answers then return nil end
+    local answer = answers[1]
+    answer = answer:lower()
     if VALID_ROLES[answer] then
       util.set_state(key, answer)
       return answer
@@ -320,11 +321,10 @@ end
 --- Ask for prompt, stems, model and seed (pre-filled with the project's last values).
 function R.ask_settings()
   local s = R.settings()
-  local ok, csv = reaper.GetUserInputs("StemBridge: generate", 4,
-    "Prompt (style, instruments):,Stems (comma separated):,Model:,Seed:,separator=\n,extrawidth=250",
-    table.concat({ s.prompt, s.stems, s.model, s.seed }, "\n"))
-  if not ok then return nil end
-  local f = util.split(csv, "\n")
+  local f = util.ask("StemBridge: generate",
+    { "Prompt (style and instruments):", "Stems (separated by commas):", "Model:", "Seed:" },
+    { s.prompt, s.stems, s.model, s.seed }, 250)
+  if not f then return nil end
   local seed = math.tointeger(tonumber(f[4] or ""))
   if not seed or seed < 0 then
     reaper.ShowMessageBox("The seed must be a whole number (0 or more).", "StemBridge", 0)

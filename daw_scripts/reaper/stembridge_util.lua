@@ -124,7 +124,7 @@ end
 
 --- The folder of the current project's .rpp file, or nil when the project was never saved.
 function util.project_dir()
-  local _, projfn = reaper.EnumProjects(-1, "")
+  local _, projfn = reaper.EnumProjects(-1)
   if projfn and projfn ~= "" then
     return util.dirname(projfn)
   end
@@ -204,6 +204,31 @@ function util.int_if_whole(x, tolerance)
   local r = math.floor(x + 0.5)
   if math.abs(x - r) <= tolerance then return math.tointeger(r) end
   return x
+end
+
+--- Ask for values in one REAPER dialog; returns the list of answers, or nil when cancelled.
+-- REAPER splits the captions on commas whatever separator= says (that option only applies to
+-- the values), so a caption must not contain a comma: it would label the wrong boxes.
+-- The values are separated by newlines so that they may contain commas.
+function util.ask(title, captions, defaults, extrawidth)
+  for _, c in ipairs(captions) do
+    if c:find(",", 1, true) then error("dialog caption '" .. c .. "' contains a comma", 2) end
+  end
+  for _, d in ipairs(defaults) do
+    if tostring(d):find("\n", 1, true) then error("dialog value contains a line break", 2) end
+  end
+  local csv = table.concat(captions, ",") .. ",separator=\n"
+  if extrawidth then csv = csv .. ",extrawidth=" .. math.floor(extrawidth) end
+  local ok, answer = reaper.GetUserInputs(title, #captions, csv, table.concat(defaults, "\n"))
+  if not ok then return nil end
+  local out = {}
+  for i = 1, #captions do out[i] = "" end
+  local i = 1
+  for piece in (answer .. "\n"):gmatch("(.-)\n") do
+    if i <= #captions then out[i] = util.trim(piece) end
+    i = i + 1
+  end
+  return out
 end
 
 function util.trim(s)

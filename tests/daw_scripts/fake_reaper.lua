@@ -2,9 +2,13 @@
 -- scripts under plain lua5.4. It models tracks, items, takes, MIDI notes, sources, regions,
 -- tempo/time-signature markers, the time selection, project ext state, the console and gfx.
 --
--- Only functions that exist in the real API are provided, with the real argument order and
--- return values; calling anything else raises "fake reaper has no function X", so a script that
--- uses a made-up function fails its test.
+-- The API is held to REAPER's own list (reference/reascript_api.txt, one function a line with its
+-- parameters and return values): a name REAPER does not have raises "REAPER has no function X";
+-- a call with a missing required argument, an argument of the wrong type or too many arguments
+-- raises; and every fake function must return as many values as REAPER does. A function REAPER
+-- has but this fake does not model raises "fake REAPER does not model X" (extend the fake).
+-- GetUserInputs splits its captions on commas as REAPER does (separator= only applies to the
+-- values), and set_action_options can model either reading of repeated calls.
 --
 -- Usage (from a test driver):
 --   local fake = require("fake_reaper")
@@ -36,7 +40,11 @@ local function build_tempo(config)
     end
     m.time = t
   end
-  -- metre segments: each time-signature marker starts a new measure
+  -- metre segments. REAPER: a time-signature marker starts a new measure; one placed off a bar
+  -- line ends the measure before it early (a partial measure). config.timesig_off_bar = "continue"
+  -- models the other reading (the partial measure is not counted), to check the scripts do not
+  -- depend on which one REAPER applies.
+  local continue_mode = config.timesig_off_bar == "continue"
   local segs = {}
   local num, den = 4, 4
   for _, m in ipairs(markers) do
@@ -45,7 +53,8 @@ local function build_tempo(config)
       local first = 0
       if #segs > 0 then
         local s = segs[#segs]
-        first = s.first + math.ceil((m.qn - s.qn) / s.len - 1e-9)
+        local elapsed = (m.qn - s.qn) / s.len
+        first = s.first + (continue_mode and math.floor(elapsed + 1e-9) or math.ceil(elapsed - 1e-9))
       end
       segs[#segs + 1] = { qn = m.qn, first = first, len = num * 4 / den, num = num, den = den }
     end
@@ -106,7 +115,8 @@ local function new_take(item, spec)
     midi = spec.notes ~= nil, notes = {}, source = spec.source,
   }
   if spec.notes then
-    local item_qn = fake.time_to_qn(item.pos)
+    -- PPQ 0 is where the MIDI source starts: the item start minus the take's start offset (s).
+    local item_qn = fake.time_to_qn(item.pos - take.startoffs)
     take.item_qn = item_qn
     for _, n in ipairs(spec.notes) do
       take.notes[#take.notes + 1] = {
@@ -133,7 +143,8 @@ function fake.install(config)
     tracks = {}, regions = {}, ext = {}, console = {}, boxes = {}, undo = {}, inputs = config.inputs or {},
     input_log = {}, timesel = config.time_selection, cursor = config.cursor or 0,
     deferred = {}, atexit = {}, now = 1000.0, toggles = {}, frames = {}, frame = {}, refresh = 0,
-    action_options = {},
+    action_options = {}, action_flags = 0, action_options_mode = config.action_options_mode or "replace",
+    calls = {}, broken = {},
   }
   P.tempo, P.segs = build_tempo(config)
   P.no_markers = config.no_markers or false
@@ -174,7 +185,7 @@ local api = {}
 
 function api.ShowConsoleMsg(msg) P.console[#P.console + 1] = msg end
 function api.ShowMessageBox(msg, title, _) P.boxes[#P.boxes + 1] = { msg = msg, title = title } return 1 end
-function api.EnumProjects(idx, _) if idx == -1 then return P, P.file end return nil, "" end
+function api.EnumProjects(idx) if idx == -1 then return P, P.file end return nil, "" end
 function api.GetProjExtState(_, section, key)
   local v = P.ext[section .. "/" .. key]
   if v == nil then return 0, "" end
@@ -333,27 +344,167 @@ function api.Undo_EndBlock2(_, desc, flags)
   u.open, u.desc, u.flags = false, desc, flags
 end
 function api.PreventUIRefresh(n) P.refresh = P.refresh + n end
-function api.UpdateArrangement() end
-function api.GetUserInputs(title, num, captions, defaults)
-  P.input_log[#P.input_log + 1] = { title = title, num = num, captions = captions, defaults = defaults }
+function api.UpdateArrange() P.arrange_updates = (P.arrange_updates or 0) + 1 end
+
+local function split_plain(s, sep)
+  local out, start = {}, 1
+  while true do
+    local i = s:find(sep, start, true)
+    if not i then out[#out + 1] = s:sub(start) return out end
+    out[#out + 1] = s:sub(start, i - 1)
+    start = i + #sep
+  end
+end
+
+-- REAPER splits captions_csv on commas, always; "separator=X" (the character after "=") and
+-- "extrawidth=N" are options among the captions, and the separator only splits the values.
+function api.GetUserInputs(title, num, captions_csv, retvals_csv)
+  local captions, sep = {}, ","
+  for _, field in ipairs(split_plain(captions_csv, ",")) do
+    if field:sub(1, 10) == "separator=" then
+      sep = field:sub(11, 11)
+    elseif field:sub(1, 11) ~= "extrawidth=" then
+      captions[#captions + 1] = field
+    end
+  end
+  if #captions ~= num then
+    error(string.format("GetUserInputs %q: REAPER splits the captions on commas into %d labels for %d "
+      .. "boxes (%s)", title, #captions, num, table.concat(captions, " | ")), 2)
+  end
+  local defaults = split_plain(retvals_csv, sep)
+  if #defaults > num then
+    error(string.format("GetUserInputs %q: %d default values for %d boxes", title, #defaults, num), 2)
+  end
+  P.input_log[#P.input_log + 1] = { title = title, num = num, captions = captions, defaults = retvals_csv }
   local answer = table.remove(P.inputs, 1)
   if answer == false then return false, "" end
-  if answer == nil then return true, defaults end
+  if answer == nil then return true, retvals_csv end
+  if #split_plain(answer, sep) ~= num then
+    error(string.format("test answer %q to %q does not have %d values split by %q", answer, title, num, sep), 2)
+  end
   return true, answer
 end
-function api.get_action_context() return false, P.script or "", 0, 55555, -1, -1, -1 end
-function api.set_action_options(flags) P.action_options[#P.action_options + 1] = flags end
+function api.get_action_context() return false, P.script or "", 0, 55555, -1, -1, 0, "" end
+-- REAPER 7: 1 = on re-launch terminate the running instance, 2 = allow a second instance,
+-- 4 = toggle state on, 8 = toggle state off. Whether a later call keeps the bits of an earlier
+-- one is not documented: "replace" (each call sets the flags) or "merge" (bits accumulate).
+function api.set_action_options(flag)
+  P.action_options[#P.action_options + 1] = flag
+  local relaunch = flag & 3
+  if P.action_options_mode == "replace" then
+    P.action_flags = flag
+  else
+    if relaunch ~= 0 then P.action_flags = (P.action_flags & ~3) | relaunch end
+    if flag & 12 ~= 0 then P.action_flags = (P.action_flags & ~12) | (flag & 12) end
+  end
+end
 function api.SetToggleCommandState(section, cmd, state) P.toggles[section .. ":" .. cmd] = state return true end
 function api.RefreshToolbar2(_, _) end
 function api.defer(fn) P.deferred[#P.deferred + 1] = fn return true end
-function api.atexit(fn) P.atexit[#P.atexit + 1] = fn end
+function api.atexit(fn) P.atexit[#P.atexit + 1] = fn return true end
+
+-- ---------------------------------------------------------------------------------------------
+-- REAPER's function list: every call is checked against it
+
+local HERE = debug.getinfo(1, "S").source:match("^@?(.*[/\\])") or "./"
+fake.API_FILE = HERE .. "reference/reascript_api.txt"
+
+local function parse_types(text)
+  local out = {}
+  for part in (text or ""):gmatch("[^,]+") do
+    local t = part:match("^%s*(.-)%s*$")
+    if t ~= "" then out[#out + 1] = { type = t:gsub("%?$", ""), optional = t:sub(-1) == "?" } end
+  end
+  return out
+end
+
+--- {name = {params = {{name, type, optional}}, returns = {{type, optional}}}} from api.txt.
+function fake.load_spec(path)
+  local spec = {}
+  for line in io.lines(path or fake.API_FILE) do
+    local name, params, rest = line:match("^([%w_%.]+)%((.-)%)(.*)$")
+    if name then
+      local entry = { params = {}, returns = parse_types(rest:match("^%s*%->%s*(.*)$")) }
+      for part in params:gmatch("[^,]+") do
+        local pname, ptype = part:match("^%s*([%w_]+)%s*:%s*(.-)%s*$")
+        if not pname then error("cannot read parameter '" .. part .. "' of " .. name .. " in " .. tostring(path)) end
+        entry.params[#entry.params + 1] = { name = pname, type = ptype:gsub("%?$", ""), optional = ptype:sub(-1) == "?" }
+      end
+      spec[name] = entry
+    end
+  end
+  return spec
+end
+
+local function type_ok(value, spec_type)
+  for alt in spec_type:gmatch("[^|]+") do
+    if alt == "nil" then
+      if value == nil then return true end
+    elseif alt == "0" then
+      if value == 0 then return true end
+    elseif alt == "integer" then
+      if math.type(value) == "integer" or (type(value) == "number" and value == math.floor(value)) then return true end
+    elseif alt == "number" then
+      if type(value) == "number" then return true end
+    elseif alt == "boolean" then
+      if type(value) == "boolean" then return true end
+    elseif alt == "string" or alt:match("_Param$") then
+      if type(value) == "string" then return true end
+    elseif alt == "function" then
+      if type(value) == "function" then return true end
+    elseif value ~= nil and (type(value) == "table" or type(value) == "userdata") then
+      return true -- an object handle (MediaTrack, MediaItem, ReaProject, PCM_source, ...)
+    end
+  end
+  return false
+end
+
+local function checked(name, entry, impl)
+  local params, returns = entry.params, entry.returns
+  local needed_returns = 0
+  for _, r in ipairs(returns) do if not r.optional then needed_returns = needed_returns + 1 end end
+  return function(...)
+    local n = select("#", ...)
+    if n > #params then
+      error(string.format("reaper.%s takes %d argument(s), the script passed %d", name, #params, n), 2)
+    end
+    for i, p in ipairs(params) do
+      local v = select(i, ...)
+      if v == nil and i > n and not p.optional and not type_ok(nil, p.type) then
+        error(string.format("reaper.%s: missing required argument %d (%s: %s)", name, i, p.name, p.type), 2)
+      end
+      if not (v == nil and p.optional) and not type_ok(v, p.type) then
+        error(string.format("reaper.%s: argument %d (%s) must be %s, got %s", name, i, p.name, p.type,
+          v == nil and "nil" or math.type(v) or type(v)), 2)
+      end
+    end
+    P.calls[name] = (P.calls[name] or 0) + 1
+    local broken = P.broken[name]
+    if broken and P.calls[name] > broken.after then error(broken.message, 2) end
+    local out = table.pack(impl(...))
+    if out.n < needed_returns or out.n > #returns then
+      error(string.format("fake reaper.%s returned %d value(s); REAPER returns %d", name, out.n, #returns), 2)
+    end
+    return table.unpack(out, 1, out.n)
+  end
+end
+
+local SPEC = nil
 
 function fake.api()
+  SPEC = SPEC or fake.load_spec()
+  for name in pairs(api) do
+    if not SPEC[name] then error("fake_reaper.lua models reaper." .. name .. ", which REAPER does not have") end
+  end
+  local wrapped = {}
   return setmetatable({}, {
     __index = function(_, name)
+      local entry = SPEC[name]
+      if entry == nil then error("REAPER has no function reaper." .. tostring(name), 2) end
       local f = api[name]
-      if f == nil then error("fake reaper has no function " .. tostring(name), 2) end
-      return f
+      if f == nil then error("fake REAPER does not model reaper." .. tostring(name) .. " (extend fake_reaper.lua)", 2) end
+      wrapped[name] = wrapped[name] or checked(name, entry, f)
+      return wrapped[name]
     end,
     __newindex = function() error("scripts must not assign into reaper", 2) end,
   })
@@ -380,6 +531,12 @@ function fake.run_deferred(steps, dt)
     P.deferred = {}
     for _, fn in ipairs(pending) do fn() end
   end
+end
+
+--- Make reaper.<name> raise `message` on every call after the first `after` calls (a REAPER
+-- error in the middle of a script, e.g. a file REAPER cannot read).
+function fake.break_function(name, after, message)
+  P.broken[name] = { after = after, message = message or ("reaper." .. name .. " failed") }
 end
 
 function fake.exit()
@@ -416,7 +573,8 @@ function fake.dump()
     tracks = json.array(tracks), console = table.concat(P.console), boxes = json.array(P.boxes),
     undo = json.array(undo), ext = json.object(ext), frame_text = json.array(texts),
     toggles = json.object(toggles), refresh = P.refresh, deferred = #P.deferred,
-    inputs_asked = json.array(P.input_log),
+    inputs_asked = json.array(P.input_log), action_flags = P.action_flags,
+    action_options = json.array(P.action_options), arrange_updates = P.arrange_updates or 0,
   }
 end
 

@@ -16,25 +16,94 @@ REPO = Path(__file__).resolve().parents[2]
 REAPER_DIR = REPO / "daw_scripts" / "reaper"
 LUA_FILES = sorted(REAPER_DIR.glob("*.lua")) + sorted(Path(__file__).parent.glob("*.lua"))
 
-# Every ReaScript function the scripts call, each checked against the ReaScript API reference
-# (reaper.fm/sdk/reascript/reascripthelp.html). A new call must be checked and added here; the
-# fake REAPER also refuses unknown names at run time.
-REASCRIPT_API = {
-    "AddMediaItemToTrack", "AddTakeToMediaItem", "CountSelectedMediaItems", "CountTempoTimeSigMarkers",
-    "CountTrackMediaItems", "CountTracks", "EnumProjectMarkers3", "EnumProjects", "EnumerateFiles",
-    "GetActiveTake", "GetAudioDeviceInfo", "GetCursorPosition", "GetMediaItemInfo_Value",
-    "GetMediaItemTakeInfo_Value", "GetMediaItemTake_Source", "GetMediaItem_Track", "GetMediaSourceFileName",
-    "GetMediaSourceLength", "GetMediaTrackInfo_Value", "GetProjExtState", "GetProjectTimeSignature2",
-    "GetSelectedMediaItem", "GetSetMediaItemTakeInfo_String", "GetSetMediaTrackInfo_String",
-    "GetSetProjectInfo", "GetSet_LoopTimeRange2", "GetTempoTimeSigMarker", "GetTrack", "GetTrackGUID",
-    "GetTrackMediaItem", "GetUserInputs", "InsertTrackAtIndex", "MIDI_CountEvts", "MIDI_GetNote",
-    "MIDI_GetProjQNFromPPQPos", "PCM_Source_CreateFromFile", "PreventUIRefresh", "RecursiveCreateDirectory",
-    "RefreshToolbar2", "SetActiveTake", "SetMediaItemInfo_Value", "SetMediaItemTakeInfo_Value",
-    "SetMediaItemTake_Source", "SetProjExtState", "SetToggleCommandState", "ShowConsoleMsg",
-    "ShowMessageBox", "TakeIsMIDI", "TimeMap_GetTimeSigAtTime", "TimeMap2_timeToBeats", "TimeMap2_timeToQN", "TimeMap2_QNToTime",
-    "Undo_BeginBlock2", "Undo_EndBlock2", "UpdateArrangement", "atexit", "defer", "get_action_context",
-    "set_action_options", "time_precise",
-}
+# REAPER's ReaScript function list: name, parameters (type ending in "?" = optional), returns.
+API_FILE = Path(__file__).parent / "reference" / "reascript_api.txt"
+
+
+def reascript_api() -> dict[str, tuple[int, int]]:
+    """Function name -> (required parameter count, total parameter count) from the API list."""
+    out: dict[str, tuple[int, int]] = {}
+    for line in API_FILE.read_text().splitlines():
+        m = re.match(r"^([\w.]+)\((.*?)\)", line)
+        if not m:
+            continue
+        params = [p.strip() for p in m.group(2).split(",") if p.strip()]
+        out[m.group(1)] = (sum(not p.endswith("?") for p in params), len(params))
+    return out
+
+
+def _lua_code(text: str) -> str:
+    """Lua source with comments removed and string contents blanked (positions kept)."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        if text.startswith("--", i):
+            j = text.find("\n", i)
+            j = n if j < 0 else j
+            out.append(" " * (j - i))
+            i = j
+        elif text[i] in "\"'":
+            q, j = text[i], i + 1
+            while j < n and text[j] != q:
+                j += 2 if text[j] == "\\" else 1
+            out.append(q + " " * (j - i - 1) + q)
+            i = j + 1
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def _call_args(code: str, open_paren: int) -> int:
+    """Number of top-level arguments of the call whose "(" is at ``open_paren``."""
+    depth, args, has_token, i = 0, 0, False, open_paren
+    while True:
+        ch = code[i]
+        if ch in "({[":
+            depth += 1
+            if depth > 1:
+                has_token = True
+        elif ch in ")}]":
+            depth -= 1
+            if depth == 0:
+                return args + (1 if has_token else 0)
+        elif ch == "," and depth == 1:
+            args += 1
+        elif not ch.isspace() and depth >= 1:
+            has_token = True
+        i += 1
+
+
+def reaper_calls() -> list[tuple[str, str, int | None]]:
+    """(file, function, argument count or None when only referenced) for every ``reaper.X``."""
+    calls = []
+    for path in sorted(REAPER_DIR.glob("*.lua")):
+        code = _lua_code(path.read_text())
+        for m in re.finditer(r"\breaper\.([A-Za-z_]\w*)\s*(\()?", code):
+            calls.append((path.name, m.group(1), _call_args(code, m.start(2)) if m.group(2) else None))
+    return calls
+
+
+def test_scripts_call_only_real_reascript_functions_with_their_arguments() -> None:
+    api = reascript_api()
+    assert len(api) > 1000 and api["UpdateArrange"] == (0, 0) and "UpdateArrangement" not in api
+    assert api["GetUserInputs"] == (4, 4) and api["TimeMap2_beatsToTime"] == (2, 3)
+    calls = reaper_calls()
+    assert len(calls) > 50, "no reaper.* calls found"
+    problems = []
+    for file, name, nargs in calls:
+        if name not in api:
+            problems.append(f"{file}: reaper.{name} does not exist in REAPER")
+        elif nargs is not None and not api[name][0] <= nargs <= api[name][1]:
+            problems.append(f"{file}: reaper.{name} called with {nargs} argument(s), REAPER takes "
+                            f"{api[name][0]}-{api[name][1]}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_call_reader_sees_what_it_checks() -> None:
+    code = _lua_code('reaper.F(a, g(b, c), {1, 2}, "x, y") -- reaper.G(1)\nreaper.H()')
+    assert code.count("reaper.") == 2
+    assert _call_args(code, code.index("(")) == 4
+    assert _call_args(code, code.rindex("(")) == 0
 
 
 @pytest.mark.parametrize("path", LUA_FILES, ids=lambda p: p.name)
@@ -43,14 +112,6 @@ def test_lua_files_compile(path: Path, lua: Any) -> None:
     assert luac is not None, "luac5.4 is needed: apt-get install lua5.4"
     proc = subprocess.run([luac, "-p", str(path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-
-
-def test_scripts_call_only_real_reascript_functions() -> None:
-    used: set[str] = set()
-    for path in REAPER_DIR.glob("*.lua"):
-        used |= set(re.findall(r"\breaper\.([A-Za-z_][A-Za-z0-9_]*)", path.read_text()))
-    assert used, "no reaper.* calls found"
-    assert used <= REASCRIPT_API, f"unchecked ReaScript names: {sorted(used - REASCRIPT_API)}"
 
 
 def _lua_json(lua: Any, body: str) -> str:

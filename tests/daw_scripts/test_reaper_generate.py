@@ -339,3 +339,33 @@ def test_project_metre_without_tempo_markers_keeps_its_denominator(lua: Any, tmp
     assert req["sections"] == [{"name": "Verse", "start_bar": 1, "end_bar": 5}]
     parsed = parse_request(req)
     assert parsed.sections[0].end_beat == pytest.approx(12.0)
+
+
+def test_dialog_captions_label_the_boxes_they_ask_for(lua: Any, tmp_path: Path) -> None:
+    """REAPER splits captions on commas even with separator=: no caption may hold a comma."""
+    proj, rpp = _project(tmp_path)
+    state = lua.run(_base_config(rpp, _hum(proj / "hum.wav")), lua.run_action("Generate"))
+    settings, role = state["inputs_asked"]
+    assert settings["captions"] == ["Prompt (style and instruments):", "Stems (separated by commas):",
+                                    "Model:", "Seed:"]
+    assert role["captions"] == ["Role (chords / drums / melody):"]
+    assert len(_inbox(proj)) == 1
+
+
+def test_fake_reaper_refuses_what_reaper_refuses(lua: Any) -> None:
+    body = (
+        "local function try(f) local ok, err = pcall(f) P.console[#P.console + 1] = tostring(err) .. '\\n' end\n"
+        "try(function() reaper.UpdateArrangement() end)\n"
+        "try(function() reaper.GetTrack(0) end)\n"
+        "try(function() reaper.CountTracks(0, 1) end)\n"
+        "try(function() reaper.SetProjExtState(0, 'S', 'k', 5) end)\n"
+        "try(function() reaper.GetUserInputs('t', 2, 'A (x, y):,B:,separator=\\n', '1\\n2') end)\n"
+        "try(function() reaper.Main_OnCommand(40044, 0) end)\n"
+    )
+    lines = lua.run({}, body)["console"].splitlines()
+    assert "REAPER has no function reaper.UpdateArrangement" in lines[0]
+    assert "missing required argument 2 (trackidx: integer)" in lines[1]
+    assert "takes 1 argument(s), the script passed 2" in lines[2]
+    assert "argument 4 (value) must be string" in lines[3]
+    assert "3 labels for 2 boxes" in lines[4]
+    assert "does not model reaper.Main_OnCommand" in lines[5]

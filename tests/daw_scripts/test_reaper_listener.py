@@ -153,3 +153,42 @@ def test_listener_without_saved_project(lua: Any) -> None:
     state = lua.run({"project_file": ""}, lua.run_action("Listener") + "fake.run_deferred(1)\n")
     assert "Save the project" in " ".join(state["frame_text"])
     assert state["tracks"] == []
+
+
+def test_import_uses_update_arrange_and_imports_each_manifest_once(lua: Any, song: tuple[Path, dict[str, Any]]) -> None:
+    """Defect: UpdateArrangement (not a REAPER function) raised after placing, every 0.5 s."""
+    proj, cfg = song
+    job = "20260101-140000-dddddd"
+    _write_manifest(proj, job, [_placement(job, "drums", "Verse 1", 1, 9, 1)])
+    state = lua.run(cfg, lua.run_action("Listener") + "fake.run_deferred(6)\n")
+    (item,) = _track(state, "SB Drums")["items"]
+    assert len(item["takes"]) == 1, "the same stem was imported again on a later poll"
+    assert [u["open"] for u in state["undo"]] == [False]
+    assert state["arrange_updates"] == 1 and "Error" not in state["console"]
+
+
+def test_an_import_failing_half_way_closes_its_undo_block_and_is_not_retried(
+        lua: Any, song: tuple[Path, dict[str, Any]]) -> None:
+    proj, cfg = song
+    job = "20260101-150000-eeeeee"
+    _write_manifest(proj, job, [_placement(job, stem, "Verse 1", 1, 9, 1) for stem in ("drums", "bass", "keys")])
+    body = ("fake.break_function('SetMediaItemTake_Source', 1, 'cannot read the file')\n"
+            + lua.run_action("Listener") + "fake.run_deferred(6)\n")
+    state = lua.run(cfg, body)
+    assert len(_track(state, "SB Drums")["items"]) == 1  # placed before the failure, once
+    assert [u["open"] for u in state["undo"]] == [False], "the undo block was left open"
+    assert state["refresh"] == 0, "PreventUIRefresh was left on"
+    console = state["console"]
+    assert console.count("the import stopped after 1 of 3 stem(s)") == 1
+    assert "cannot read the file" in console and "will not be retried" in console
+    assert state["ext"][f"StemBridge/imported:{job}"] == "1"
+    assert "had errors" in " ".join(state["frame_text"])
+
+
+@pytest.mark.parametrize("mode", ["replace", "merge"])
+def test_listener_keeps_terminate_on_rerun_set(lua: Any, song: tuple[Path, dict[str, Any]], mode: str) -> None:
+    """Either reading of repeated set_action_options calls leaves "terminate on re-run" on."""
+    _, cfg = song
+    state = lua.run({**cfg, "action_options_mode": mode}, lua.run_action("Listener") + "fake.run_deferred(1)\n")
+    assert state["action_flags"] & 1, f"terminate-on-re-run lost: calls {state['action_options']}"
+    assert state["action_flags"] & 4 and state["toggles"] == {"0:55555": 1}
