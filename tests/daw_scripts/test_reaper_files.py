@@ -176,3 +176,31 @@ def test_reaper_osc_pattern_file() -> None:
             assert value == ["0"]
         else:
             assert all(re.fullmatch(r"[bifnst]/[a-z/@_]+", v) for v in value), value
+
+
+def _osc_patterns() -> list[tuple[str, str]]:
+    """(argument type, address) for each ACTION pattern of stembridge.ReaperOSC."""
+    for ln in (REAPER_DIR / "stembridge.ReaperOSC").read_text().splitlines():
+        if ln.startswith("ACTION "):
+            return [(p[0], p[1:]) for p in ln.split()[1:]]
+    raise AssertionError("no ACTION line")
+
+
+def _runs_an_action(address: str, osc_type: str) -> bool:
+    for kind, pattern in _osc_patterns():
+        if kind == "t":  # trigger patterns take no argument
+            continue
+        if kind == osc_type and re.fullmatch(re.escape(pattern).replace("@", "[^/]+"), address):
+            return True
+    return False
+
+
+def test_documented_osc_addresses_run_actions() -> None:
+    """Every "/address ,type value" example in the pattern file and the README is one REAPER acts on."""
+    docs = (REAPER_DIR / "stembridge.ReaperOSC").read_text() + (REAPER_DIR.parent / "README.md").read_text()
+    examples = re.findall(r"(/[a-z/]+) ,([is]) \S+", docs)
+    examples += [(a, t) for a, t in re.findall(r"oscsend localhost 8000 (/[a-z/]+) ([is]) ", docs)]
+    assert len(examples) >= 3
+    wrong = [f"{address} ,{t}" for address, t in examples if not _runs_an_action(address, t)]
+    assert not wrong, f"documented addresses REAPER does not act on: {wrong}"
+    assert not _runs_an_action("/action", "s"), "a string at /action does not run a script"
