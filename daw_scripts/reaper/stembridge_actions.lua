@@ -19,6 +19,11 @@ function A.generate()
   local proj = 0
   local project_dir = util.require_project_dir()
   if not project_dir then return nil end
+  local grid, grid_err = request.bar_grid(proj)
+  if not grid then
+    util.fail(grid_err)
+    return nil
+  end
   local settings = request.ask_settings()
   if not settings then return nil end
   local req, spans = request.build(proj, project_dir, settings)
@@ -49,6 +54,11 @@ function A.regenerate()
   local t0, t1 = request.time_selection(proj)
   if not t0 then
     util.fail("Make a time selection over the bars you want to regenerate, then run this again.")
+    return nil
+  end
+  local grid, grid_err = request.bar_grid(proj)
+  if not grid then
+    util.fail(grid_err)
     return nil
   end
   local bar0 = request.bar_floor(proj, t0)

@@ -14,8 +14,9 @@ local EPS_BEATS = 1e-4
 -- ---------------------------------------------------------------------------------------------
 -- Tempo map, bars, sample rate
 
---- The project's tempo map as request v1 points {beat, bpm, time_signature}.
-function R.tempo_map(proj)
+--- The project's tempo map as request v1 points {beat, bpm, time_signature}, and whether it has
+-- gradual tempo changes (ramps).
+function R.tempo_points(proj)
   local points = {}
   -- The metre at the start, denominator included (GetProjectTimeSignature2 gives only the
   -- numerator, which would turn a 6/8 project without markers into 6/4).
@@ -45,20 +46,60 @@ function R.tempo_map(proj)
       time_signature = json.array({ num0, den0 }),
     })
   end
+  return json.array(points), linear
+end
+
+--- The tempo map for a request (notes ramps in the console).
+function R.tempo_map(proj)
+  local points, linear = R.tempo_points(proj)
   if linear then
     util.log("Note: the tempo map has gradual tempo changes (ramps). StemBridge treats each "
       .. "tempo marker as a step; stems may drift against ramps.")
   end
-  return json.array(points)
+  return points
 end
 
---- 1-based bar position of a time (fractional inside a bar).
+--- The bar grid of the tempo map: segments {qn, first_bar, len (quarter notes per bar)}, or nil
+-- and a message when a time-signature change is not on a bar line.
+--
+-- Bars are counted here from quarter notes (TimeMap2_timeToQN, unambiguous) with the bridge's
+-- own rule, not read from TimeMap2_timeToBeats: REAPER's docs do not say how it counts measures
+-- across a time-signature marker placed off a bar line, and the bridge refuses such a change, so
+-- the musician is told to move it before anything is sent.
+function R.bar_grid(proj)
+  local points = R.tempo_points(proj)
+  local first = points[1].time_signature
+  local segs = { { qn = 0, first_bar = 1, len = first[1] * 4 / first[2], num = first[1], den = first[2] } }
+  for i = 2, #points do
+    local p, seg = points[i], segs[#segs]
+    local num, den = p.time_signature[1], p.time_signature[2]
+    if num ~= seg.num or den ~= seg.den then
+      local bars = (p.beat - seg.qn) / seg.len
+      local whole = math.floor(bars + 0.5)
+      if math.abs(bars - whole) * seg.len > EPS_BEATS then
+        local bar = seg.first_bar + math.floor(bars)
+        return nil, string.format("The time signature change to %d/%d sits inside bar %d (%g quarter notes "
+          .. "after its start). StemBridge counts bars like a score: move the time signature marker to "
+          .. "the start of a bar, then run this again.", num, den, bar, (bars - math.floor(bars)) * seg.len)
+      end
+      segs[#segs + 1] = { qn = p.beat, first_bar = seg.first_bar + whole, len = num * 4 / den, num = num, den = den }
+    end
+  end
+  return segs
+end
+
+--- 1-based bar position of a time in seconds (fractional inside a bar); raises when the bar
+-- grid is not valid (see R.bar_grid).
 function R.bar_at(proj, t)
-  local beats_in_bar, measures, cml = reaper.TimeMap2_timeToBeats(proj, t)
-  local frac = (cml and cml > 0) and (beats_in_bar / cml) or 0
-  if frac > 1 - EPS_BEATS then return measures + 2 end
-  if frac < EPS_BEATS then return measures + 1 end
-  return measures + 1 + frac
+  local segs, err = R.bar_grid(proj)
+  if not segs then error(err, 0) end
+  local q = reaper.TimeMap2_timeToQN(proj, t)
+  local seg = segs[1]
+  for _, s in ipairs(segs) do if s.qn <= q + EPS_BEATS then seg = s end end
+  local bars = (q - seg.qn) / seg.len
+  local whole = math.floor(bars + 0.5)
+  if math.abs(bars - whole) * seg.len < EPS_BEATS then bars = whole end
+  return seg.first_bar + bars
 end
 
 --- The bar containing t (1-based, whole).
@@ -337,6 +378,8 @@ end
 
 --- Build the complete request v1 for a generation. Returns request, spans or nil, message.
 function R.build(proj, project_dir, settings)
+  local grid, grid_err = R.bar_grid(proj)
+  if not grid then return nil, grid_err end
   local sections, spans = R.sections(proj)
   if not sections then return nil, spans end
   local inputs, err = R.inputs(proj, project_dir)

@@ -172,10 +172,13 @@ def test_generate_remembers_roles_and_settings(lua: Any, tmp_path: Path) -> None
     assert reqs[0]["inputs"]["melody"]["audio"] == "hum.wav"  # inside the project: not copied
 
 
-def test_tempo_change_mid_song(lua: Any, tmp_path: Path) -> None:
-    """120 bpm 4/4 for 8 bars, then 90 bpm 3/4 from beat 32 (16 s)."""
+@pytest.mark.parametrize("off_bar", ["partial", "continue"])
+def test_tempo_change_mid_song(lua: Any, tmp_path: Path, off_bar: str) -> None:
+    """120 bpm 4/4 for 8 bars, then 90 bpm 3/4 from beat 32 (16 s), under both readings of
+    how REAPER counts measures across time-signature markers."""
     proj, rpp = _project(tmp_path)
     cfg = {
+        "timesig_off_bar": off_bar,
         "project_file": str(rpp),
         "device_srate": 44100,  # no project rate set: the audio device's rate is sent
         "tempo": [{"qn": 0, "bpm": 120, "num": 4, "den": 4}, {"qn": 32, "bpm": 90, "num": 3, "den": 4}],
@@ -369,3 +372,39 @@ def test_fake_reaper_refuses_what_reaper_refuses(lua: Any) -> None:
     assert "argument 4 (value) must be string" in lines[3]
     assert "3 labels for 2 boxes" in lines[4]
     assert "does not model reaper.Main_OnCommand" in lines[5]
+
+
+@pytest.mark.parametrize("off_bar", ["partial", "continue"])
+def test_time_signature_marker_off_a_bar_line_is_explained_not_sent(lua: Any, tmp_path: Path, off_bar: str) -> None:
+    """A 3/4 marker 2 quarter notes into bar 2: REAPER's measure count there is not documented and
+    the bridge refuses such a map, so the musician is told what to move, whichever reading holds."""
+    proj, rpp = _project(tmp_path)
+    cfg = {
+        "project_file": str(rpp), "timesig_off_bar": off_bar,
+        "tempo": [{"qn": 0, "bpm": 120, "num": 4, "den": 4}, {"qn": 6, "bpm": 120, "num": 3, "den": 4}],
+        "regions": [{"name": "Verse", "pos": 0.0, "rgnend": 6.0}],
+        "time_selection": [1.0, 2.0],
+    }
+    state = lua.run(cfg, lua.run_action("Generate") + "\n" + lua.run_action("Regenerate selection"))
+    msgs = [b["msg"] for b in state["boxes"]]
+    assert len(msgs) == 2 and all("time signature change to 3/4 sits inside bar 2" in m for m in msgs)
+    assert "move the time signature marker to the start of a bar" in msgs[0]
+    assert state["inputs_asked"] == [] and _inbox(proj) == []
+
+
+def test_fake_follows_reaper_units(lua: Any) -> None:
+    """Pins what differs between REAPER's units: in 6/8 TimeMap2_timeToBeats counts eighths
+    (cml = 6) from a 0-based measure while TimeMap2_timeToQN counts quarter notes; PPQ positions
+    count from the MIDI source start, which a take's start offset (seconds) moves before the item."""
+    cfg = {"tempo": [{"qn": 0, "bpm": 120, "num": 6, "den": 8}],
+           "tracks": [{"name": "m", "items": [{"pos": 4.0, "len": 2.0, "takes": [
+               {"startoffs": 1.0, "notes": [{"pitch": 60, "start": 0.0, "len": 1.0}]}]}]}]}
+    body = (
+        "local beats, measures, cml, _, denom = reaper.TimeMap2_timeToBeats(0, 4.0)\n"
+        "local take = reaper.GetActiveTake(reaper.GetTrackMediaItem(reaper.GetTrack(0, 0), 0))\n"
+        "local _, _, _, sppq = reaper.MIDI_GetNote(take, 0)\n"
+        "P.console[1] = string.format('%g %d %d %d %g %g %g', beats, measures, cml, denom,"
+        " reaper.TimeMap2_timeToQN(0, 4.0), sppq, reaper.MIDI_GetProjQNFromPPQPos(take, sppq))\n"
+    )
+    # 4 s at 120 bpm = 8 quarter notes = 16 eighths = measure 2 (0-based, 6 eighths a bar) + 4 eighths
+    assert lua.run(cfg, body)["console"] == "4 2 6 8 8 0 6"
