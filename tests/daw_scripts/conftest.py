@@ -21,6 +21,12 @@ for _path in (REPO / "daw_scripts" / "ableton", TESTS_DIR):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+# Live's own module only exists inside Live: the fake one (LimitationError, get_application) is
+# installed before the script's package is first imported.
+from fake_live import install_live_module  # noqa: E402
+
+install_live_module()
+
 
 def lua_binary() -> str | None:
     """The Lua 5.4 interpreter (Debian names it lua5.4)."""

@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 from typing import Any
 
@@ -103,62 +102,6 @@ def test_udp_transport_talks_to_a_python_osc_peer() -> None:
     finally:
         transport.close()
         bridge.close()
-
-
-def test_create_instance_builds_the_surface_and_ticks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Live's entry point, with Live and its framework replaced by small fakes."""
-    from fake_live import FakeApp, FakeSong
-
-    class ControlSurface:
-        def __init__(self, c_instance: Any) -> None:
-            self.c_instance = c_instance
-            self.messages: list[str] = []
-            self.song = FakeSong(file_path=str(tmp_path / "set.als"))
-
-        def log_message(self, msg: str) -> None:
-            self.messages.append(msg)
-
-        def show_message(self, msg: str) -> None:
-            self.messages.append(msg)
-
-        def update_display(self) -> None:
-            pass
-
-        def disconnect(self) -> None:
-            self.messages.append("disconnected")
-
-    fw = types.ModuleType("ableton.v2.control_surface")
-    fw.ControlSurface = ControlSurface  # type: ignore[attr-defined]
-    live = types.ModuleType("Live")
-    live.Application = types.SimpleNamespace(get_application=lambda: FakeApp())  # type: ignore[attr-defined]
-    for name, mod in (("ableton", types.ModuleType("ableton")), ("ableton.v2", types.ModuleType("ableton.v2")),
-                      ("ableton.v2.control_surface", fw), ("Live", live)):
-        monkeypatch.setitem(sys.modules, name, mod)
-    monkeypatch.delitem(sys.modules, "stembridge_live.surface", raising=False)
-
-    bridge = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    bridge.bind(("127.0.0.1", 0))
-    bridge.settimeout(2.0)
-    settings = tmp_path / "settings.json"
-    settings.write_text(f'{{"bridge_port": {bridge.getsockname()[1]}, "reply_port": {_free_udp_port()}}}')
-    import stembridge_live
-    import stembridge_live.settings as settings_mod
-
-    monkeypatch.setattr(settings_mod, "SETTINGS_FILE", str(settings))
-    surface = stembridge_live.create_instance(object())
-    try:
-        assert OscMessage(bridge.recvfrom(65536)[0]).address == "/stembridge/ping"
-        SimpleUDPClient("127.0.0.1", surface._transport.local_port).send_message("/stembridge/pong", "0.1.0")
-        deadline = time.monotonic() + 2.0
-        while not surface._core.connected and time.monotonic() < deadline:
-            surface.update_display()
-            time.sleep(0.01)
-        assert surface._core.connected
-        assert any("StemBridge listening on 127.0.0.1:" in m for m in surface.messages)
-    finally:
-        surface.disconnect()
-        bridge.close()
-    assert surface.messages[-1] == "disconnected"
 
 
 def test_package_type_checks_against_live_stubs() -> None:

@@ -168,17 +168,22 @@ def test_replies_place_stems_and_regenerations_become_take_lanes(tmp_path: Path)
     drums = [t for t in song.tracks if t.name == "SB Drums"]
     assert len(drums) == 1 and drums[0].has_audio_input
     (clip,) = drums[0].arrangement_clips
+    assert clip.warping is False, "Live's auto-warp would stretch the bar-exact stem"
     assert clip.start_time == 16.0 and clip.file_path == str(project / "stembridge/renders/job-a/verse-1_drums_take1.wav")
     assert "placed 2 stem(s) of job-a" in shown[-1]
 
     regen = _manifest(project, "job-b", "Verse 1", 5, 16.0, 2, range={"start_bar": 6, "end_bar": 8}, base_job="job-a")
     transport.incoming = [("/stembridge/done", ["job-b", str(regen)]), ("/stembridge/done", ["job-b", str(regen)])]
     core.tick()
-    assert len(drums[0].arrangement_clips) == 1, "the old take stays where it was"
-    (lane,) = drums[0].take_lanes  # the duplicate done did not place twice
-    assert lane.name == "Verse 1 take 2"
-    assert lane.arrangement_clips[0].file_path.endswith("verse-1_drums_take2.wav")
-    assert lane.arrangement_clips[0].start_time == 16.0
+    # The new take plays on the main lane (Live plays no take lane until it is comped); the
+    # earlier take is kept on a take lane. The duplicate /done did not place twice.
+    (main,) = drums[0].arrangement_clips
+    assert main.file_path.endswith("verse-1_drums_take2.wav") and main.name == "Verse 1 take 2"
+    assert main.start_time == 16.0 and main.warping is False
+    (lane,) = drums[0].take_lanes
+    assert lane.name == "Verse 1 take 1"
+    assert lane.arrangement_clips[0].file_path.endswith("verse-1_drums_take1.wav")
+    assert lane.arrangement_clips[0].start_time == 16.0 and lane.arrangement_clips[0].warping is False
     state = json.loads((project / "stembridge" / "daw" / "live_state.json").read_text())
     assert state["last_job"] == {"Verse 1": "job-b"} and state["placed"] == ["job-a", "job-b"]
 
@@ -193,6 +198,7 @@ def test_old_live_gets_files_for_drag_in(tmp_path: Path) -> None:
     folder = project / "StemBridge" / "job-a"
     assert sorted(p.name for p in folder.iterdir()) == ["bar5_verse-1_bass_take1.wav", "bar5_verse-1_drums_take1.wav"]
     assert "Live 11.3.25 cannot place clips" in shown[-1] and str(folder) in shown[-1]
+    assert "Warp off" in shown[-1]
     assert not any(t.name.startswith("SB ") for t in song.tracks)
 
 
@@ -255,3 +261,91 @@ def test_settings_file_is_checked(tmp_path: Path) -> None:
         settings_from_dict({"bridge_prot": 1})
     with pytest.raises(ValueError, match="sample_rate must be int"):
         settings_from_dict({"sample_rate": "48k"})
+
+
+def test_live_errors_while_placing_are_reported_and_the_tick_goes_on(tmp_path: Path) -> None:
+    """Live raises RuntimeError (frozen track) and LimitationError (track limit): each stem is
+    tried, the job is recorded as placed, the musician and the bridge hear about it."""
+    song = _song(tmp_path)
+    song.tracks.append(FakeTrack("SB Drums", audio=True, frozen=True))
+    song.max_tracks = len(song.tracks)  # no room for "SB Bass"
+    project = tmp_path / "Funk Project"
+    core, transport, logs, shown = _core(song)
+    _manifest(project, "job-a", "Verse 1", 5, 16.0, 1)
+    transport.incoming = [("/stembridge/done", ["job-a", "stembridge/outbox/job-a.json"]),
+                          ("/stembridge/progress", ["job-z", 0.5, "still ticking"])]
+    core.tick()
+    errors = [args[1] for args in transport.by_address("/stembridge/client_error")]
+    assert len(errors) == 2
+    assert "drums" in errors[0] and "frozen" in errors[0]
+    assert "bass" in errors[1] and "allows" in errors[1]
+    assert any("frozen" in line for line in shown)
+    assert shown[-1] == "StemBridge: 50% still ticking", "the rest of the batch was dropped"
+    state = json.loads((project / "stembridge" / "daw" / "live_state.json").read_text())
+    assert state["placed"] == ["job-a"]
+
+
+def _hum(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"RIFF" + bytes(40))
+    return path
+
+
+def _hum_song(tmp_path: Path, clip: FakeClip, *, melody_midi: bool = False) -> FakeSong:
+    tracks = [FakeTrack("Vocal hum", audio=True, arrangement=[clip])]
+    if melody_midi:
+        tracks.append(FakeTrack("melody", clips=[FakeClip([FakeNote(60, 0.0, 1.0)]), None]))
+    song = _song(tmp_path, tracks=tracks)
+    song.view.detail_clip = clip
+    return song
+
+
+def test_selected_arrangement_audio_clip_is_the_hummed_melody(tmp_path: Path) -> None:
+    project = tmp_path / "Funk Project"
+    hum = _hum(project / "Samples" / "Recorded" / "hum 1.wav")
+    # Unwarped: markers in seconds. The clip starts at beat 8 (92 bpm: 5.217 s), plays the
+    # file from 0.5 s for its 4 beats (2.609 s).
+    clip = FakeClip(midi=False, arrangement=True, start_time=8.0, length=4.0, start_marker=0.5,
+                    end_marker=10.0, loop_end=10.0, file_path=str(hum), warping=False)
+    song = _hum_song(tmp_path, clip, melody_midi=True)
+    core, transport, logs, shown = _core(song)
+    core.generate()
+    req = json.loads(transport.by_address("/stembridge/generate")[0][0])
+    melody = req["inputs"]["melody"]
+    assert melody["audio"] == "Samples/Recorded/hum 1.wav"
+    assert melody["offset_s"] == pytest.approx(8 * 60 / 92)
+    assert melody["source_offset_s"] == pytest.approx(0.5)
+    assert melody["length_s"] == pytest.approx(4 * 60 / 92)
+    assert any("not the MIDI melody" in line for line in logs)
+    assert "melody hummed audio" in shown[-1]
+    parsed = parse_request(req)
+    assert parsed.melody is not None and parsed.melody.kind == "audio"
+    assert parsed.melody.path == hum.resolve() and parsed.melody.source_offset_s == pytest.approx(0.5)
+
+
+def test_warped_hum_markers_are_beats_converted_to_file_seconds(tmp_path: Path) -> None:
+    project = tmp_path / "Funk Project"
+    hum = _hum(project / "hum.wav")
+    # Warped at 120 bpm: clip beat 2 is 1.0 s into the file; 4 beats play 2.0 s of it.
+    clip = FakeClip(midi=False, arrangement=True, start_time=16.0, length=4.0, start_marker=2.0,
+                    end_marker=32.0, loop_end=32.0, file_path=str(hum), warping=True, warp_bpm=120.0)
+    core, transport, logs, _ = _core(_hum_song(tmp_path, clip))
+    core.generate()
+    melody = json.loads(transport.by_address("/stembridge/generate")[0][0])["inputs"]["melody"]
+    assert melody == {"audio": "hum.wav", "offset_s": pytest.approx(16 * 60 / 92),
+                      "source_offset_s": pytest.approx(1.0), "length_s": pytest.approx(2.0)}
+    assert any("warped" in line for line in logs)
+
+
+@pytest.mark.parametrize("where", ["outside", "missing"])
+def test_hum_the_bridge_cannot_read_is_reported(tmp_path: Path, where: str) -> None:
+    path = tmp_path / "elsewhere" / "hum.wav"
+    if where == "outside":
+        _hum(path)
+    clip = FakeClip(midi=False, arrangement=True, start_time=0.0, length=4.0, file_path=str(path))
+    core, transport, _, shown = _core(_hum_song(tmp_path, clip))
+    assert core.generate() is None
+    assert transport.by_address("/stembridge/generate") == []
+    expected = "Collect All and Save" if where == "outside" else "is missing"
+    assert expected in shown[-1] and str(path) in shown[-1]
+    assert expected in transport.by_address("/stembridge/client_error")[-1][1]

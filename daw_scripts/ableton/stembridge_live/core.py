@@ -20,6 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from . import placer, song_reader
+from .live_errors import LIVE_ERRORS
 from .osc import OscArg
 from .settings import Settings
 
@@ -101,6 +102,8 @@ class StemBridgeCore:
                 handler(args)
             except (ValueError, TypeError, KeyError, IndexError, OSError, song_reader.SongError) as exc:
                 self.error(address.rsplit("/", 1)[-1], str(exc))
+            except LIVE_ERRORS as exc:  # a Live call refused outside the places that catch it
+                self.error(address.rsplit("/", 1)[-1], f"Live refused: {exc}")
         now = self._clock()
         for name, sent in list(self.pending.items()):
             if now - sent > self.settings.accept_timeout_s:
@@ -138,7 +141,12 @@ class StemBridgeCore:
         spans = song_reader.sections(self.song)
         window = song_reader.Span("song", spans[0].start_beat, spans[-1].end_beat)
         notes = song_reader.gather_notes(self.song, self.app, window, log=self._log)
-        inputs = {role: {"notes": n} for role, n in notes.items() if n}
+        inputs: Dict[str, Any] = {role: {"notes": n} for role, n in notes.items() if n}
+        hum = song_reader.hummed_melody(self.song, project_dir, log=self._log)
+        if hum is not None:
+            if "melody" in inputs:
+                self._log("StemBridge: using the selected audio clip as the melody, not the MIDI melody")
+            inputs["melody"] = hum
         return {
             "version": 1,
             "project": {"dir": project_dir, "sample_rate": s.sample_rate,
@@ -175,7 +183,8 @@ class StemBridgeCore:
         for section in request["sections"]:
             state["last_request"][section["name"]] = name
         self._save_state(project_dir, state)
-        counts = ", ".join(f"{r} {len(v['notes'])} notes" for r, v in request["inputs"].items()) or "no notes"
+        counts = ", ".join(f"{r} hummed audio" if "audio" in v else f"{r} {len(v['notes'])} notes"
+                           for r, v in request["inputs"].items()) or "no notes"
         self._show(f"StemBridge: sent {len(request['sections'])} section(s) ({counts})")
         return name
 
@@ -286,7 +295,7 @@ class StemBridgeCore:
         state = self._load_state(project_dir)
         if job in state["placed"]:
             return
-        status = placer.place(self.song, self.app, manifest, project_dir, self._log)
+        status, errors = placer.place(self.song, self.app, manifest, project_dir, self._log)
         for p in manifest.get("placements", []):
             if isinstance(p, dict) and isinstance(p.get("section"), str):
                 state["last_job"][p["section"]] = job
@@ -294,6 +303,8 @@ class StemBridgeCore:
         self._save_state(project_dir, state)
         self._log(status)
         self._show(status)
+        for message in errors:
+            self.error("place", message)
 
 
 def _whole(x: float) -> Any:

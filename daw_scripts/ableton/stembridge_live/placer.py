@@ -2,10 +2,20 @@
 
 Live 12.0.5 and later can create audio clips in the Arrangement from a script
 (``Track.create_audio_clip``): each stem goes to its own audio track ("SB Drums", …) at the
-section's beat. A stem for a section that already has a clip on that track (a regeneration or a
-variation) goes to a new take lane when the version has take lanes, so the old take stays.
-Older versions cannot do this: the files are copied to a "StemBridge" folder beside the set with
-names that say where they go, for drag-in.
+section's beat, with warping off (the stem is rendered at the set's tempo; Live's auto-warp would
+otherwise guess a tempo and stretch it off the bars).
+
+A stem for a section that already has a clip on that track (a regeneration or a variation) must
+be heard at once: Live plays only the main lane, and a clip on a take lane stays silent until it
+is comped. So the earlier take is kept on a new take lane (named "<section> take <n>"), its main
+lane clip is replaced by the new take, and nothing is lost. Without take lanes the new take
+goes to the main lane only when no clip sits there.
+
+Older versions cannot create clips: the files are copied to a "StemBridge" folder beside the set
+with names that say where they go, for drag-in.
+
+Live refuses calls with ``RuntimeError`` or ``LimitationError`` (frozen or recording track, too
+many tracks, unreadable file); each placement catches them, reports and goes on with the next.
 """
 
 from __future__ import annotations
@@ -15,8 +25,11 @@ import re
 import shutil
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
+from .live_errors import LIVE_ERRORS
+
 if TYPE_CHECKING:
     from Live.Application import Application
+    from Live.Clip import Clip
     from Live.Song import Song
     from Live.Track import Track
 
@@ -45,8 +58,17 @@ def _audio_track(song: Song, name: str) -> Track:
     return track
 
 
-def _has_clip_at(track: Track, beat: float) -> bool:
-    return any(abs(float(c.start_time) - beat) <= POSITION_EPS_BEATS for c in track.arrangement_clips)
+def _clip_at(track: Track, beat: float) -> Optional[Clip]:
+    for c in track.arrangement_clips:
+        if abs(float(c.start_time) - beat) <= POSITION_EPS_BEATS:
+            return c
+    return None
+
+
+def _unwarped(clip: Clip, name: str) -> Clip:
+    clip.warping = False  # rendered at the set's tempo: play it sample for sample
+    clip.name = name
+    return clip
 
 
 def _placements(manifest: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -60,32 +82,53 @@ def _abs(project_dir: str, rel: str) -> str:
     return os.path.normpath(os.path.join(project_dir, *rel.split("/")))
 
 
+def _place_one(song: Song, p: Dict[str, Any], path: str) -> None:
+    """Place one stem; Live's RuntimeError / LimitationError propagate to the caller."""
+    stem = str(p.get("stem", "stem"))
+    track = _audio_track(song, str(p.get("track") or "SB " + stem.capitalize()))
+    beat = float(p["start_beat"])
+    section = str(p.get("section", ""))
+    name = f"{section} take {p.get('take', 1)}".strip()
+    old = _clip_at(track, beat)
+    if old is None:
+        _unwarped(track.create_audio_clip(path, beat), name)
+        return
+    if not hasattr(track, "create_take_lane"):
+        raise RuntimeError(f"track {track.name!r} already has a clip at beat {beat:g} and this Live has "
+                           "no take lanes; drag the new take in from the stems folder")
+    lane = track.create_take_lane()
+    lane.name = str(old.name) or f"{section} earlier take".strip()
+    _unwarped(lane.create_audio_clip(str(old.file_path), beat), lane.name)
+    track.delete_clip(old)
+    _unwarped(track.create_audio_clip(path, beat), name)
+
+
 def place_in_arrangement(song: Song, manifest: Dict[str, Any], project_dir: str,
-                         log: Callable[[str], None]) -> int:
-    """Create one clip per placement; returns how many were placed.
+                         log: Callable[[str], None]) -> Tuple[int, List[str]]:
+    """Create one clip per placement.
+
+    Returns:
+        How many stems were placed, and a message per stem that was not.
 
     Raises:
         ValueError: the manifest has no placements list.
     """
     placed = 0
+    errors: List[str] = []
     for p in _placements(manifest):
         path = _abs(project_dir, str(p.get("file", "")))
         if not os.path.isfile(path):
-            log(f"stem file {p.get('file')} is missing from {project_dir}")
+            errors.append(f"stem file {p.get('file')} is missing from {project_dir}")
             continue
-        stem = str(p.get("stem", "stem"))
-        track = _audio_track(song, str(p.get("track") or "SB " + stem.capitalize()))
-        beat = float(p["start_beat"])
-        take = p.get("take", 1)
-        if _has_clip_at(track, beat) and hasattr(track, "create_take_lane"):
-            lane = track.create_take_lane()
-            lane.name = f"{p.get('section', '')} take {take}".strip()
-            lane.create_audio_clip(path, beat)
-        else:
-            clip = track.create_audio_clip(path, beat)
-            clip.name = f"{p.get('section', '')} take {take}".strip()
+        try:
+            _place_one(song, p, path)
+        except LIVE_ERRORS as exc:
+            errors.append(f"Live refused to place {p.get('stem')} of {p.get('section')!r}: {exc}")
+            continue
         placed += 1
-    return placed
+    for e in errors:
+        log(e)
+    return placed, errors
 
 
 def _slug(text: str) -> str:
@@ -117,15 +160,20 @@ def copy_for_drag_in(manifest: Dict[str, Any], project_dir: str, log: Callable[[
 
 
 def place(song: Song, app: Application, manifest: Dict[str, Any], project_dir: str,
-          log: Callable[[str], None]) -> str:
-    """Place a manifest's stems the best way this Live version allows; returns a status line."""
+          log: Callable[[str], None]) -> Tuple[str, List[str]]:
+    """Place a manifest's stems the best way this Live version allows.
+
+    Returns:
+        A status line, and a message per stem that could not be placed.
+    """
     job = manifest.get("job_id", "?")
     if can_place_in_arrangement(app, song):
-        n = place_in_arrangement(song, manifest, project_dir, log)
-        return f"StemBridge: placed {n} stem(s) of {job} in the Arrangement"
+        n, errors = place_in_arrangement(song, manifest, project_dir, log)
+        return f"StemBridge: placed {n} stem(s) of {job} in the Arrangement", errors
     folder = copy_for_drag_in(manifest, project_dir, log)
     version = ".".join(str(v) for v in live_version(app))
     if folder is None:
-        return f"StemBridge: no stem files of {job} were found"
+        return f"StemBridge: no stem files of {job} were found", []
     return (f"StemBridge: Live {version} cannot place clips from a script (needs 12.0.5+); "
-            f"the stems are in {folder} - drag each onto its track at the bar in its name")
+            f"the stems are in {folder} - drag each onto its track at the bar in its name, "
+            "with Warp off"), []

@@ -125,13 +125,10 @@ def snap_to_bars(song: Song, span: Span) -> Tuple[int, int]:
 # -- notes ------------------------------------------------------------------------------------
 
 def _raw_notes(clip: Clip) -> List[Tuple[int, float, float, float, bool]]:
-    """(pitch, time, duration, velocity, mute) in clip beats, with the best API the version has."""
+    """(pitch, time, duration, velocity, mute) in clip beats (Live 11+: get_notes_extended)."""
     span = max(float(clip.end_marker), float(clip.loop_end), float(clip.length)) + 1.0
-    if hasattr(clip, "get_notes_extended"):  # Live 11+
-        return [(int(n.pitch), float(n.start_time), float(n.duration), float(n.velocity), bool(n.mute))
-                for n in clip.get_notes_extended(0, 128, 0.0, span)]
-    return [(int(p), float(t), float(d), float(v), bool(m))  # Live 10
-            for p, t, d, v, m in clip.get_notes(0.0, 0, span, 128)]
+    return [(int(n.pitch), float(n.start_time), float(n.duration), float(n.velocity), bool(n.mute))
+            for n in clip.get_notes_extended(0, 128, 0.0, span)]
 
 
 def _play_segments(clip: Clip, at_beat: float, until_beat: float) -> List[Tuple[float, float, float]]:
@@ -229,6 +226,68 @@ def gather_notes(song: Song, app: Application, window: Span,
     for role in notes:
         notes[role].sort(key=lambda n: (n["start_beat"], n["pitch"]))
     return notes
+
+
+def _inside(path: str, folder: str) -> Optional[str]:
+    """``path`` relative to ``folder`` with "/" separators (symlinks resolved), or None outside it."""
+    real, root = os.path.realpath(path), os.path.realpath(folder)
+    try:
+        if os.path.commonpath([real, root]) != root:
+            return None
+    except ValueError:  # another drive on Windows
+        return None
+    return os.path.relpath(real, root).replace(os.sep, "/")
+
+
+def hummed_melody(song: Song, project_folder: str, log: Any = None) -> Optional[Dict[str, Any]]:
+    """The selected Arrangement audio clip as the request's melody audio input, or None.
+
+    Returns ``{"audio": path inside the project, "offset_s": song seconds where the clip starts,
+    "source_offset_s": seconds into the file where it starts playing, "length_s": seconds of the
+    file it plays}``. Clip markers are in beats when the clip is warped (converted to file seconds
+    with ``Clip.beat_to_sample_time``) and in seconds when it is not; a looping clip contributes
+    its first pass.
+
+    Raises:
+        SongError: the clip's file is missing or outside the set's folder (the bridge only reads
+            files inside the project folder), or the clip is too short.
+    """
+    clip = song.view.detail_clip
+    if clip is None or not clip.is_audio_clip:
+        return None
+    if not clip.is_arrangement_clip:
+        if log is not None:
+            log("the selected audio clip is in Session view; select the hummed clip in the Arrangement "
+                "to use it as the melody")
+        return None
+    if str(_track_of(clip).name).lower().startswith("sb "):
+        return None  # a stem StemBridge made: never an input
+    path = str(clip.file_path)
+    if not path or not os.path.isfile(path):
+        raise SongError(f"the selected audio clip {clip.name!r} plays {path!r}, which is missing; "
+                        "locate it (File > Manage Files) or select another clip")
+    rel = _inside(path, project_folder)
+    if rel is None:
+        raise SongError(f"the selected audio clip plays {path}, outside the set's folder {project_folder}, "
+                        "where the bridge cannot read it; use File > Collect All and Save, then select "
+                        "the clip again")
+    seconds_per_beat = 60.0 / float(song.tempo)
+    start, end = float(clip.start_time), float(clip.end_time)
+    marker = float(clip.start_marker)
+    play_end = float(clip.loop_end) if clip.looping else float(clip.end_marker)
+    if clip.warping:  # markers in beats of the clip
+        rate = float(clip.sample_rate)
+        src0 = float(clip.beat_to_sample_time(marker)) / rate
+        src1 = float(clip.beat_to_sample_time(min(play_end, marker + (end - start)))) / rate
+        if log is not None:
+            log("note: the hummed clip is warped; StemBridge reads its file at the file's own speed")
+    else:  # markers in seconds of the file
+        src0 = marker
+        src1 = min(play_end, marker + (end - start) * seconds_per_beat)
+    if src1 - src0 < 0.01:
+        raise SongError(f"the selected audio clip {clip.name!r} plays less than 10 ms; select the hummed clip")
+    return {"audio": rel, "offset_s": round(start * seconds_per_beat, 9),
+            "source_offset_s": round(max(0.0, src0), 9), "length_s": round(src1 - src0, 9)}
 
 
 def project_dir(song: Song, configured: str) -> str:

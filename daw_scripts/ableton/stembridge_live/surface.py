@@ -1,19 +1,30 @@
-"""The ControlSurface Live loads: wires Live's timer, log and status bar to StemBridgeCore."""
+"""The ControlSurface Live loads: wires Live's timer, log and status bar to StemBridgeCore.
+
+Subclasses ``ableton.v2.control_surface.ControlSurface`` (Live 11 and 12). That class has no
+``log_message`` (only the old ``_Framework`` class had it): Live's v2 scripts log through the
+``logging`` module, which Live writes to Log.txt. ``song`` and ``application`` are properties.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-import Live
-
-try:  # Live 10-12
-    from ableton.v2.control_surface import ControlSurface
-except ImportError:  # older Live
-    from _Framework.ControlSurface import ControlSurface
+from ableton.v2.control_surface import ControlSurface
 
 from .core import StemBridgeCore
 from .settings import load_settings
 from .transport import UdpTransport
+
+logger = logging.getLogger("stembridge_live")
+
+
+def log_line(message: str) -> None:
+    """Write one line to Live's Log.txt (errors as warnings, so they are never filtered out)."""
+    if message.startswith("StemBridge error") or "could not start" in message:
+        logger.warning(message)
+    else:
+        logger.info(message)
 
 
 class StemBridgeSurface(ControlSurface):  # type: ignore[misc]
@@ -25,15 +36,14 @@ class StemBridgeSurface(ControlSurface):  # type: ignore[misc]
         try:
             settings = load_settings()
             self._transport = UdpTransport(settings.bridge_host, settings.bridge_port,
-                                           settings.reply_port, on_bad_packet=self.log_message)
+                                           settings.reply_port, on_bad_packet=log_line)
         except (OSError, ValueError) as exc:
-            self.log_message(f"StemBridge could not start: {exc}")
+            log_line(f"StemBridge could not start: {exc}")
             self.show_message(f"StemBridge could not start: {exc}")
             return
-        song = self.song() if callable(self.song) else self.song
-        self._core = StemBridgeCore(song, Live.Application.get_application(), self._transport,
-                                    settings, self.log_message, self.show_message)
-        self.log_message(f"StemBridge listening on 127.0.0.1:{self._transport.local_port}")
+        self._core = StemBridgeCore(self.song, self.application, self._transport,
+                                    settings, log_line, self.show_message)
+        log_line(f"StemBridge listening on 127.0.0.1:{self._transport.local_port}")
 
     def update_display(self) -> None:
         """Live's ~100 ms timer: poll OSC and act on it."""
