@@ -158,7 +158,7 @@ function fake.install(config)
     for _, ispec in ipairs(tspec.items or {}) do track.items[#track.items + 1] = new_item(track, ispec) end
     P.tracks[#P.tracks + 1] = track
   end
-  _G.reaper = fake.api()
+  _G.reaper = fake.api(config.absent)
   _G.gfx = fake.gfx()
   return P
 end
@@ -491,7 +491,11 @@ end
 
 local SPEC = nil
 
-function fake.api()
+--- The reaper table. `absent`: names an older REAPER lacks (e.g. REAPER 6 has no
+-- set_action_options); REAPER gives nil for them, so a script can test for them.
+function fake.api(absent)
+  local missing = {}
+  for _, name in ipairs(absent or {}) do missing[name] = true end
   SPEC = SPEC or fake.load_spec()
   for name in pairs(api) do
     if not SPEC[name] then error("fake_reaper.lua models reaper." .. name .. ", which REAPER does not have") end
@@ -499,6 +503,7 @@ function fake.api()
   local wrapped = {}
   return setmetatable({}, {
     __index = function(_, name)
+      if missing[name] then return nil end
       local entry = SPEC[name]
       if entry == nil then error("REAPER has no function reaper." .. tostring(name), 2) end
       local f = api[name]

@@ -192,3 +192,13 @@ def test_listener_keeps_terminate_on_rerun_set(lua: Any, song: tuple[Path, dict[
     state = lua.run({**cfg, "action_options_mode": mode}, lua.run_action("Listener") + "fake.run_deferred(1)\n")
     assert state["action_flags"] & 1, f"terminate-on-re-run lost: calls {state['action_options']}"
     assert state["action_flags"] & 4 and state["toggles"] == {"0:55555": 1}
+
+
+def test_listener_runs_on_reaper_6_without_set_action_options(lua: Any, song: tuple[Path, dict[str, Any]]) -> None:
+    proj, cfg = song
+    job = "20260101-160000-ffffff"
+    _write_manifest(proj, job, [_placement(job, "drums", "Verse 1", 1, 9, 1)])
+    state = lua.run({**cfg, "absent": ["set_action_options"]},
+                    lua.run_action("Listener") + "fake.run_deferred(2)\nfake.exit()\n")
+    assert state["action_options"] == [] and state["toggles"] == {"0:55555": 0}
+    assert len(_track(state, "SB Drums")["items"]) == 1 and "Error" not in state["console"]
