@@ -204,3 +204,10 @@ def test_documented_osc_addresses_run_actions() -> None:
     wrong = [f"{address} ,{t}" for address, t in examples if not _runs_an_action(address, t)]
     assert not wrong, f"documented addresses REAPER does not act on: {wrong}"
     assert not _runs_an_action("/action", "s"), "a string at /action does not run a script"
+
+
+def test_readme_states_the_supported_versions() -> None:
+    readme = (REAPER_DIR.parent / "README.md").read_text()
+    assert "| REAPER | 6.x and 7.x" in readme and "| Ableton Live | 11.x and 12.x" in readme
+    claims = re.findall(r"Live 10[^.]*\.", readme)
+    assert claims and all("not supported" in c for c in claims), claims
