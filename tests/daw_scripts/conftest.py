@@ -60,8 +60,12 @@ def script(name: str) -> Path:
     return REAPER_DIR / f"StemBridge - {name}.lua"
 
 
-def run_lua(tmp_path: Path, config: dict[str, Any], body: str) -> dict[str, Any]:
-    """Install the fake with ``config``, run the Lua ``body``, return the fake's state dump."""
+def run_lua(tmp_path: Path, config: dict[str, Any], body: str, *, allow_api_errors: bool = False) -> dict[str, Any]:
+    """Install the fake with ``config``, run the Lua ``body``, return the fake's state dump.
+
+    Fails when the scripts misused REAPER's API (unknown function, missing or wrong argument),
+    even if a script caught the error, unless ``allow_api_errors`` (tests of the fake itself).
+    """
     lua = lua_binary()
     assert lua is not None, "lua5.4 is needed: apt-get install lua5.4"
     driver = tmp_path / "driver.lua"
@@ -78,7 +82,10 @@ def run_lua(tmp_path: Path, config: dict[str, Any], body: str) -> dict[str, Any]
     assert proc.returncode == 0, f"lua failed:\n{proc.stdout}\n{proc.stderr}"
     out = proc.stdout
     assert DUMP_MARK in out, out
-    return json.loads(out.split(DUMP_MARK, 1)[1])
+    state: dict[str, Any] = json.loads(out.split(DUMP_MARK, 1)[1])
+    if not allow_api_errors:
+        assert not state["api_errors"], f"the scripts misused REAPER's API: {state['api_errors']}"
+    return state
 
 
 def run_action(name: str) -> str:
@@ -99,9 +106,9 @@ class LuaEnv:
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
 
-    def run(self, config: dict[str, Any], body: str) -> dict[str, Any]:
+    def run(self, config: dict[str, Any], body: str, *, allow_api_errors: bool = False) -> dict[str, Any]:
         """Run ``body`` against a fake project built from ``config``."""
-        return run_lua(self.tmp_path, config, body)
+        return run_lua(self.tmp_path, config, body, allow_api_errors=allow_api_errors)
 
 
 @pytest.fixture

@@ -144,13 +144,17 @@ function fake.install(config)
     input_log = {}, timesel = config.time_selection, cursor = config.cursor or 0,
     deferred = {}, atexit = {}, now = 1000.0, toggles = {}, frames = {}, frame = {}, refresh = 0,
     action_options = {}, action_flags = 0, action_options_mode = config.action_options_mode or "replace",
-    calls = {}, broken = {},
+    calls = {}, broken = {}, api_errors = {},
   }
   P.tempo, P.segs = build_tempo(config)
   P.no_markers = config.no_markers or false
   for k, v in pairs(config.ext or {}) do P.ext[k] = v end
+  -- REAPER numbers markers and regions separately (marker 1, 2, ...; region 1, 2, ...).
+  local numbers = { [true] = 0, [false] = 0 }
   for _, r in ipairs(config.regions or {}) do
-    P.regions[#P.regions + 1] = { isrgn = r.isrgn ~= false, pos = r.pos, rgnend = r.rgnend or r.pos, name = r.name or "", index = #P.regions + 1 }
+    local isrgn = r.isrgn ~= false
+    numbers[isrgn] = numbers[isrgn] + 1
+    P.regions[#P.regions + 1] = { isrgn = isrgn, pos = r.pos, rgnend = r.rgnend or r.pos, name = r.name or "", index = numbers[isrgn] }
   end
   for _, tspec in ipairs(config.tracks or {}) do
     local track = new_track(tspec.name)
@@ -368,8 +372,10 @@ function api.GetUserInputs(title, num, captions_csv, retvals_csv)
     end
   end
   if #captions ~= num then
-    error(string.format("GetUserInputs %q: REAPER splits the captions on commas into %d labels for %d "
-      .. "boxes (%s)", title, #captions, num, table.concat(captions, " | ")), 2)
+    local msg = string.format("GetUserInputs %q: REAPER splits the captions on commas into %d labels for %d "
+      .. "boxes (%s)", title, #captions, num, table.concat(captions, " | "))
+    P.api_errors[#P.api_errors + 1] = msg
+    error(msg, 2)
   end
   local defaults = split_plain(retvals_csv, sep)
   if #defaults > num then
@@ -459,6 +465,13 @@ local function type_ok(value, spec_type)
   return false
 end
 
+--- Raise a misuse of REAPER's API, and remember it: a script's pcall may swallow the error, the
+-- test driver still sees it in the dump (api_errors) and fails.
+local function misuse(message)
+  P.api_errors[#P.api_errors + 1] = message
+  error(message, 3)
+end
+
 local function checked(name, entry, impl)
   local params, returns = entry.params, entry.returns
   local needed_returns = 0
@@ -466,16 +479,16 @@ local function checked(name, entry, impl)
   return function(...)
     local n = select("#", ...)
     if n > #params then
-      error(string.format("reaper.%s takes %d argument(s), the script passed %d", name, #params, n), 2)
+      misuse(string.format("reaper.%s takes %d argument(s), the script passed %d", name, #params, n))
     end
     for i, p in ipairs(params) do
       local v = select(i, ...)
       if v == nil and i > n and not p.optional and not type_ok(nil, p.type) then
-        error(string.format("reaper.%s: missing required argument %d (%s: %s)", name, i, p.name, p.type), 2)
+        misuse(string.format("reaper.%s: missing required argument %d (%s: %s)", name, i, p.name, p.type))
       end
       if not (v == nil and p.optional) and not type_ok(v, p.type) then
-        error(string.format("reaper.%s: argument %d (%s) must be %s, got %s", name, i, p.name, p.type,
-          v == nil and "nil" or math.type(v) or type(v)), 2)
+        misuse(string.format("reaper.%s: argument %d (%s) must be %s, got %s", name, i, p.name, p.type,
+          v == nil and "nil" or math.type(v) or type(v)))
       end
     end
     P.calls[name] = (P.calls[name] or 0) + 1
@@ -505,9 +518,15 @@ function fake.api(absent)
     __index = function(_, name)
       if missing[name] then return nil end
       local entry = SPEC[name]
-      if entry == nil then error("REAPER has no function reaper." .. tostring(name), 2) end
+      if entry == nil then
+        P.api_errors[#P.api_errors + 1] = "REAPER has no function reaper." .. tostring(name)
+        error(P.api_errors[#P.api_errors], 2)
+      end
       local f = api[name]
-      if f == nil then error("fake REAPER does not model reaper." .. tostring(name) .. " (extend fake_reaper.lua)", 2) end
+      if f == nil then
+        P.api_errors[#P.api_errors + 1] = "fake REAPER does not model reaper." .. tostring(name) .. " (extend fake_reaper.lua)"
+        error(P.api_errors[#P.api_errors], 2)
+      end
       wrapped[name] = wrapped[name] or checked(name, entry, f)
       return wrapped[name]
     end,
@@ -578,7 +597,7 @@ function fake.dump()
     tracks = json.array(tracks), console = table.concat(P.console), boxes = json.array(P.boxes),
     undo = json.array(undo), ext = json.object(ext), frame_text = json.array(texts),
     toggles = json.object(toggles), refresh = P.refresh, deferred = #P.deferred,
-    inputs_asked = json.array(P.input_log), action_flags = P.action_flags,
+    inputs_asked = json.array(P.input_log), action_flags = P.action_flags, api_errors = json.array(P.api_errors),
     action_options = json.array(P.action_options), arrange_updates = P.arrange_updates or 0,
   }
 end

@@ -365,7 +365,9 @@ def test_fake_reaper_refuses_what_reaper_refuses(lua: Any) -> None:
         "try(function() reaper.GetUserInputs('t', 2, 'A (x, y):,B:,separator=\\n', '1\\n2') end)\n"
         "try(function() reaper.Main_OnCommand(40044, 0) end)\n"
     )
-    lines = lua.run({}, body)["console"].splitlines()
+    state = lua.run({}, body, allow_api_errors=True)
+    lines = state["console"].splitlines()
+    assert len(state["api_errors"]) == 6
     assert "REAPER has no function reaper.UpdateArrangement" in lines[0]
     assert "missing required argument 2 (trackidx: integer)" in lines[1]
     assert "takes 1 argument(s), the script passed 2" in lines[2]
@@ -395,7 +397,9 @@ def test_time_signature_marker_off_a_bar_line_is_explained_not_sent(lua: Any, tm
 def test_fake_follows_reaper_units(lua: Any) -> None:
     """Pins what differs between REAPER's units: in 6/8 TimeMap2_timeToBeats counts eighths
     (cml = 6) from a 0-based measure while TimeMap2_timeToQN counts quarter notes; PPQ positions
-    count from the MIDI source start, which a take's start offset (seconds) moves before the item."""
+    count from the MIDI source start, which a take's start offset (seconds) moves before the item;
+    track numbers are 1-based while track indices are 0-based; markers and regions are numbered
+    apart, and EnumProjectMarkers3 returns the next index (0 after the last)."""
     cfg = {"tempo": [{"qn": 0, "bpm": 120, "num": 6, "den": 8}],
            "tracks": [{"name": "m", "items": [{"pos": 4.0, "len": 2.0, "takes": [
                {"startoffs": 1.0, "notes": [{"pitch": 60, "start": 0.0, "len": 1.0}]}]}]}]}
@@ -406,5 +410,13 @@ def test_fake_follows_reaper_units(lua: Any) -> None:
         "P.console[1] = string.format('%g %d %d %d %g %g %g', beats, measures, cml, denom,"
         " reaper.TimeMap2_timeToQN(0, 4.0), sppq, reaper.MIDI_GetProjQNFromPPQPos(take, sppq))\n"
     )
+    body += (
+        "local n = reaper.GetMediaTrackInfo_Value(reaper.GetTrack(0, 0), 'IP_TRACKNUMBER')\n"
+        "local r0, isrgn0, _, _, _, num0 = reaper.EnumProjectMarkers3(0, 0)\n"
+        "local r1, isrgn1, _, _, _, num1 = reaper.EnumProjectMarkers3(0, 1)\n"
+        "local r2 = reaper.EnumProjectMarkers3(0, 2)\n"
+        "P.console[2] = string.format('|%d %d %s %d %d %s %d %d', n, r0, isrgn0, num0, r1, isrgn1, num1, r2)\n"
+    )
+    cfg["regions"] = [{"name": "Verse", "pos": 0.0, "rgnend": 4.0}, {"name": "m", "pos": 1.0, "isrgn": False}]
     # 4 s at 120 bpm = 8 quarter notes = 16 eighths = measure 2 (0-based, 6 eighths a bar) + 4 eighths
-    assert lua.run(cfg, body)["console"] == "4 2 6 8 8 0 6"
+    assert lua.run(cfg, body)["console"] == "4 2 6 8 8 0 6|1 1 true 1 2 false 1 0"
