@@ -108,7 +108,7 @@ def _new_audio_clip(track: FakeTrack, file_path: str, position: float) -> FakeCl
         raise RuntimeError("Cannot create an audio clip on a MIDI track")
     if track.is_frozen:
         raise RuntimeError("Cannot create a clip on a frozen track")
-    if track.arm and track.recording:
+    if track.arm and track._recording:
         raise RuntimeError("Cannot create a clip on a track that is being recorded into")
     if not 0.0 <= position <= MAX_POSITION_BEATS:
         raise RuntimeError("Position out of range")
@@ -137,7 +137,7 @@ class FakeTrack:
         self.name = name
         self.is_frozen = frozen
         self.arm = False
-        self.recording = False
+        self._recording = False  # armed and the transport recording into it (not an API name)
         self.has_audio_input = audio
         self.has_midi_input = not audio
         self.clip_slots = [FakeClipSlot(self, c) for c in (clips or [])]

@@ -349,3 +349,39 @@ def test_hum_the_bridge_cannot_read_is_reported(tmp_path: Path, where: str) -> N
     expected = "Collect All and Save" if where == "outside" else "is missing"
     assert expected in shown[-1] and str(path) in shown[-1]
     assert expected in transport.by_address("/stembridge/client_error")[-1][1]
+
+
+@pytest.mark.parametrize("problem", ["recording", "unreadable"])
+def test_each_refusal_of_create_audio_clip_is_reported(tmp_path: Path, problem: str) -> None:
+    song = _song(tmp_path)
+    drums = FakeTrack("SB Drums", audio=True)
+    drums.arm, drums._recording = problem == "recording", problem == "recording"
+    song.tracks.append(drums)
+    project = tmp_path / "Funk Project"
+    core, transport, _, _ = _core(song)
+    _manifest(project, "job-a", "Verse 1", 5, 16.0, 1)
+    if problem == "unreadable":
+        (project / "stembridge/renders/job-a/verse-1_drums_take1.wav").write_bytes(b"not audio")
+    transport.incoming = [("/stembridge/done", ["job-a", "stembridge/outbox/job-a.json"])]
+    core.tick()
+    (err,) = transport.by_address("/stembridge/client_error")
+    assert err[0] == "live:place" and "Live refused to place drums" in err[1]
+    assert [t.name for t in song.tracks].count("SB Bass") == 1, "the other stem was still placed"
+
+
+def test_session_clips_and_our_own_stems_are_not_hums(tmp_path: Path) -> None:
+    project = tmp_path / "Funk Project"
+    hum = _hum(project / "hum.wav")
+    session = FakeClip(midi=False, file_path=str(hum))
+    song = _song(tmp_path, tracks=[FakeTrack("Vocal", audio=True, clips=[session, None])])
+    song.view.detail_clip = session
+    core, transport, logs, _ = _core(song)
+    core.generate()
+    assert "melody" not in json.loads(transport.by_address("/stembridge/generate")[0][0])["inputs"]
+    assert any("select the hummed clip in the Arrangement" in line for line in logs)
+    stem = FakeClip(midi=False, arrangement=True, file_path=str(hum))
+    song2 = _song(tmp_path, tracks=[FakeTrack("SB Lead", audio=True, arrangement=[stem])])
+    song2.view.detail_clip = stem
+    core2, transport2, _, _ = _core(song2)
+    core2.generate()
+    assert "melody" not in json.loads(transport2.by_address("/stembridge/generate")[0][0])["inputs"]
