@@ -190,7 +190,8 @@ def add_server_commands(subparsers: argparse._SubParsersAction) -> None:  # type
     p.add_argument("--max-queue", type=int, default=100, help="most jobs waiting at once (default 100)")
     p.add_argument("--midi-map", default=None, help="MIDI trigger mapping (default <project>/stembridge/midi.toml)")
     p.add_argument("--runner", default=None, help=argparse.SUPPRESS)
-    p.add_argument("-v", "--verbose", action="store_true", help="log to the console too")
+    # SUPPRESS: the top-level ``stembridge -v serve`` must not be reset to False by this subparser
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log more to the console")
     p.set_defaults(func=cmd_serve)
 
     p = subparsers.add_parser("status", help="show queued, running and finished jobs of a project")
