@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conditioning.prompts import normalise_section_prompts
 from conditioning.score import notes_from_json
 from conditioning.timeline import Section, TempoMap, validate_sections
 from conditioning.types import ChordSpan, Note
@@ -358,6 +359,10 @@ def parse_request(data: Mapping[str, Any] | str | bytes, *, base_dir: Path | Non
     section_prompts = {
         _text(k, "section_prompts key", 200): _text(v, f"section_prompts[{k!r}]") for k, v in section_prompts_raw.items()
     }
+    try:
+        normalise_section_prompts(section_prompts)
+    except ValueError as exc:
+        raise RequestError("schema", str(exc)) from None
     stems_raw = obj.get("stems", list(DEFAULT_STEMS))
     if not isinstance(stems_raw, list) or not stems_raw:
         raise RequestError("schema", 'stems must be a non-empty list like ["drums", "bass", "keys", "lead"]')

@@ -58,6 +58,7 @@ def test_json_text_and_inline_sources(project: Path) -> None:
         (lambda r: r.update(seed=-1), "schema", "seed"),
         (lambda r: r["project"].update(sample_rate=12345), "schema", "sample_rate"),
         (lambda r: r.update(base_job="abc"), "schema", "only meaningful"),
+        (lambda r: r.update(section_prompts={"Intro": "pads", "intro ": "piano"}), "schema", "keep one"),
     ],
 )
 def test_bad_requests(project: Path, mutate, code: str, fragment: str) -> None:  # type: ignore[no-untyped-def]
