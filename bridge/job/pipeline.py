@@ -155,7 +155,7 @@ def _publish(
             for p in write_section_stems(gen, sec, take, staging, rel):
                 placements.append(p)
                 by_stem.setdefault(p.stem, []).append((f"{sec.name} take {take}", Path(p.file).name))
-        first_gen = entry.generations[-1][1]
+        first_gen = entry.generations[0][1]  # the take the manifest's info and the continuity audio use
         for stem, notes in first_gen.parts.items():
             parts.setdefault(stem, []).extend(notes)
         programs.update(first_gen.programs)
