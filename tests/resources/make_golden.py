@@ -19,7 +19,7 @@ from conditioning.io.midi import read_midi
 from conditioning.timeline import TempoMap
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
+EXAMPLES = ROOT / "bridge" / "cli" / "demo_session"
 OUT = Path(__file__).resolve().parent / "golden_example.npz"
 FRAME_RATE = 50.0
 TEMPO = TempoMap.constant(92)
