@@ -5,22 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bridge.job.material import TRACK_HINTS
 from conditioning.io.midi import read_midi
-from conditioning.score import MidiFile
+from conditioning.roles import role_notes
 from conditioning.timeline import TempoMap
-from conditioning.types import Note
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3"}
-
-
-def _notes_for(midi: MidiFile, role: str) -> tuple[Note, ...]:
-    """The notes a role reads from a whole MIDI file (named track first, else every pitched note)."""
-    if role == "drums":
-        return midi.drum_notes
-    if len(midi.tracks) > 1 and (track := midi.track_named(*TRACK_HINTS[role])) is not None:
-        return track.notes
-    return midi.notes or midi.drum_notes
 
 
 def analyze_file(path: Path, role: str) -> dict[str, Any]:
@@ -51,7 +40,7 @@ def analyze_file(path: Path, role: str) -> dict[str, Any]:
         from conditioning.chords import analyze_midi_chords, chords_to_json
 
         return chords_to_json(analyze_midi_chords(midi), midi.tempo_map)
-    notes = _notes_for(midi, role)
+    notes = role_notes(midi, role)
     if not notes:
         raise ValueError(f"{path.name} has no notes for {role}")
     if role == "drums":
