@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from bridge.job.layout import take_file_name
 from conditioning.timeline import Section, TempoMap
 from conditioning.types import Audio
 from models.base import Generation
@@ -64,11 +65,6 @@ class Placement:
         }
 
 
-def stem_file_name(section: Section, stem: str, take: int) -> str:
-    """``<section-slug>_<stem>_take<N>.wav``."""
-    return f"{section.slug}_{stem}_take{take}.wav"
-
-
 def write_section_stems(
     generation: Generation,
     section: Section,
@@ -93,7 +89,7 @@ def write_section_stems(
 
     placements = []
     for stem, audio in generation.stems.items():
-        name = stem_file_name(section, stem, take)
+        name = take_file_name(section.slug, stem, take)
         write_wav(folder / name, audio, subtype="FLOAT")
         placements.append(Placement(stem, section, f"{final_folder_rel}/{name}", take, audio.num_samples))
     return placements

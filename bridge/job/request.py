@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bridge.job.layout import is_job_id
 from conditioning.prompts import normalise_section_prompts
 from conditioning.score import notes_from_json
 from conditioning.timeline import Section, TempoMap, validate_sections
@@ -381,7 +382,7 @@ def parse_request(data: Mapping[str, Any] | str | bytes, *, base_dir: Path | Non
     seed = _int(obj.get("seed", 0), "seed", 0, 2**31 - 1)
     variations = _int(obj.get("variations", 1), "variations", 1, MAX_VARIATIONS)
     base_job = obj.get("base_job")
-    if base_job is not None and (not isinstance(base_job, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", base_job)):
+    if base_job is not None and not is_job_id(base_job):
         raise RequestError("schema", "base_job must be a job id like 20261122-101500-ab12cd")
     if base_job is not None and range_bars is None:
         raise RequestError("schema", "base_job is only meaningful with a range to regenerate")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from bridge.job.layout import new_job_id
+from bridge.job.layout import JOB_ID, new_job_id
 from bridge.job.request import (
     MAX_REQUEST_BYTES,
     REQUEST_VERSION,
@@ -41,7 +40,6 @@ from bridge.server.scheduler import Scheduler
 log = logging.getLogger(__name__)
 
 PREFIX = "/stembridge/"
-JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: Longest error message sent over OSC, in characters.
 MAX_REPLY_TEXT = 2000
 

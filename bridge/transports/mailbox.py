@@ -21,11 +21,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any
 
-from bridge.job.layout import ProjectLayout
+from bridge.job.layout import NEW_JOB_ID, ProjectLayout
 from bridge.job.request import MAX_REQUEST_BYTES
 from bridge.server.queue import Job
 from bridge.server.service import Dispatcher, Origin, Outcome
@@ -33,7 +32,6 @@ from bridge.server.service import Dispatcher, Origin, Outcome
 log = logging.getLogger(__name__)
 
 #: File names that are used as the job id (the format of ``layout.new_job_id``).
-JOB_ID_NAME = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 #: Most files handled in one poll (the rest wait for the next one).
 MAX_FILES_PER_POLL = 50
 _CONTROL_KEYS = {"version", "action", "job_id"}
@@ -100,7 +98,7 @@ class Mailbox:
     def _handle(self, path: Path) -> None:
         name = path.name
         stem = name[: -len(".json")]
-        given_id = stem if JOB_ID_NAME.match(stem) else None
+        given_id = stem if NEW_JOB_ID.match(stem) else None
         done_dest = _unique(self.done, name)  # only this thread moves files into done/
         outcome = self._read_and_dispatch(path, given_id, f"inbox/done/{done_dest.name}")
         if outcome.ok:
