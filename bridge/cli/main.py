@@ -16,7 +16,7 @@ from typing import Any
 
 from bridge.cli.analyze import analyze_file, summary_text
 from bridge.cli.server import add_server_commands
-from bridge.job.request import RequestError, parse_request
+from bridge.job.request import RequestError, decode_request, parse_request
 
 EXIT_INPUT = 2
 
@@ -95,11 +95,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """``stembridge generate REQUEST.json``."""
     path = Path(args.request)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        print(f"stembridge: cannot read request {path}: {exc.strerror}; check the path", file=sys.stderr)
+        data = decode_request(path, what=f"request {path}")
+    except RequestError as exc:
+        print(f"stembridge: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    return _run(text, path.resolve().parent, args)
+    return _run(data, path.resolve().parent, args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

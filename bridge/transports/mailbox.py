@@ -18,14 +18,13 @@ fresh id (see status.json's ``source``). Control files (REAPER's Lua scripts hav
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from bridge.job.layout import NEW_JOB_ID, ProjectLayout
-from bridge.job.request import MAX_REQUEST_BYTES
+from bridge.job.request import MAX_REQUEST_BYTES, RequestError, decode_request
 from bridge.server.queue import Job
 from bridge.server.service import Dispatcher, Origin, Outcome
 
@@ -125,12 +124,10 @@ class Mailbox:
             return Outcome(False, "", "limit", f"the file is larger than {MAX_REQUEST_BYTES // 1024 // 1024} MB")
         raw = path.read_bytes()
         try:
-            obj = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return Outcome(False, "", "invalid_json", f"the file is not valid JSON ({exc}); write UTF-8 JSON")
-        except RecursionError:
-            return Outcome(False, "", "invalid_json", "the file's JSON is nested too deeply to be a request")
-        if isinstance(obj, dict) and "action" in obj:
+            obj = decode_request(raw, what="the file")
+        except RequestError as exc:
+            return Outcome(False, "", exc.code, str(exc))
+        if "action" in obj:
             return self._control(obj, origin, given_id)
         return self._dispatcher.generate(obj, origin, job_id=given_id)
 
