@@ -93,6 +93,7 @@ def test_invalid_json() -> None:
     assert info.value.code == "invalid_json"
 
 
+@pytest.mark.slow  # 300 hypothesis documents: about 15 s
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
