@@ -1,4 +1,4 @@
-"""Chord recognition from MIDI notes, chord symbols, and the ``analyze --role chords`` JSON.
+"""Chord recognition from MIDI notes and chord symbols (JSON for ``analyze`` is in ``bridge.cli``).
 
 Recognition (:func:`chords_from_notes`) works in four steps, all in beats:
 
@@ -285,31 +285,6 @@ def chords_from_symbols(symbols: Sequence[Sequence[Any]]) -> ChordProgression:
                 f"(beats {b.start_beat:g}-{b.end_beat:g}) overlap; end one where the next starts"
             )
     return ChordProgression(tuple(spans), None)
-
-
-def chords_to_json(prog: ChordProgression, tempo_map: TempoMap) -> dict[str, Any]:
-    """The ``stembridge analyze --role chords --json`` document.
-
-    Returns:
-        ``{"key": "A minor" | None, "tempo_bpm": float, "chords": [{"start_s", "end_s",
-        "start_beat", "end_beat", "label"}]}``; seconds come from ``tempo_map``; ``tempo_bpm``
-        is the tempo at the first chord.
-    """
-    first = prog.spans[0].start_beat if prog.spans else 0.0
-    return {
-        "key": prog.key.name if prog.key is not None else None,
-        "tempo_bpm": round(tempo_map.bpm_at_beat(first), 3),
-        "chords": [
-            {
-                "start_s": round(tempo_map.beat_to_seconds(s.start_beat), 6),
-                "end_s": round(tempo_map.beat_to_seconds(s.end_beat), 6),
-                "start_beat": round(s.start_beat, 6),
-                "end_beat": round(s.end_beat, 6),
-                "label": s.label,
-            }
-            for s in prog.spans
-        ],
-    }
 
 
 def apply_sustain(
