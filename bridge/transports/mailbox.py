@@ -30,7 +30,6 @@ from bridge.server.service import Dispatcher, Origin, Outcome
 
 log = logging.getLogger(__name__)
 
-#: File names that are used as the job id (the format of ``layout.new_job_id``).
 #: Most files handled in one poll (the rest wait for the next one).
 MAX_FILES_PER_POLL = 50
 _CONTROL_KEYS = {"version", "action", "job_id"}
