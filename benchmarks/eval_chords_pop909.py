@@ -22,6 +22,7 @@ from pathlib import Path
 import mir_eval
 import numpy as np
 
+from bridge.cli.analyze import chords_to_json
 from conditioning.chords import (
     DEFAULT_PARAMS,
     RecognitionParams,
@@ -29,7 +30,6 @@ from conditioning.chords import (
     analyze_midi_chords,
     apply_sustain,
     chords_from_notes,
-    chords_to_json,
 )
 from conditioning.io.midi import read_midi
 from conditioning.types import Note

@@ -23,6 +23,7 @@ from types import FrameType
 from typing import Any
 
 from bridge.job.layout import ProjectLayout, write_json_atomic
+from bridge.job.manifest import Failure, Manifest
 from bridge.server.queue import Job, JobQueue
 from bridge.server.scheduler import Scheduler
 from bridge.server.service import PREFIX, Dispatcher, Origin, OscArg
@@ -232,12 +233,8 @@ class BridgeServer:
 
     def _write_failure_manifest(self, job: Job) -> None:
         path = self.layout.manifest_path(job.job_id)
-        doc = {
-            "version": 1, "job_id": job.job_id, "status": job.state,
-            "model": job.request.get("model", "arranger"), "seed": job.request.get("seed", 0),
-            "error": {"code": job.error_code or job.state, "message": job.error_message or ""},
-            "placements": [],
-        }
+        failure = Failure(job.error_code or job.state, job.error_message or "")
+        doc = Manifest.failed(job.job_id, job.state, job.request, failure).to_json()
         try:
             write_json_atomic(path, doc)
         except FileExistsError:

@@ -1,4 +1,4 @@
-"""Chord recognition from MIDI notes, chord symbols, and the ``analyze --role chords`` JSON.
+"""Chord recognition from MIDI notes and chord symbols (JSON for ``analyze`` is in ``bridge.cli``).
 
 Recognition (:func:`chords_from_notes`) works in four steps, all in beats:
 
@@ -26,6 +26,7 @@ import numpy as np
 
 from conditioning.harte import NO_CHORD, QUALITY_INTERVALS, format_harte, parse_harte
 from conditioning.key import estimate_key
+from conditioning.roles import name_has_role
 from conditioning.score import MidiFile
 from conditioning.timeline import TempoMap
 from conditioning.types import ChordProgression, ChordSpan, Note
@@ -286,37 +287,6 @@ def chords_from_symbols(symbols: Sequence[Sequence[Any]]) -> ChordProgression:
     return ChordProgression(tuple(spans), None)
 
 
-def chords_to_json(prog: ChordProgression, tempo_map: TempoMap) -> dict[str, Any]:
-    """The ``stembridge analyze --role chords --json`` document.
-
-    Returns:
-        ``{"key": "A minor" | None, "tempo_bpm": float, "chords": [{"start_s", "end_s",
-        "start_beat", "end_beat", "label"}]}``; seconds come from ``tempo_map``; ``tempo_bpm``
-        is the tempo at the first chord.
-    """
-    first = prog.spans[0].start_beat if prog.spans else 0.0
-    return {
-        "key": prog.key.name if prog.key is not None else None,
-        "tempo_bpm": round(tempo_map.bpm_at_beat(first), 3),
-        "chords": [
-            {
-                "start_s": round(tempo_map.beat_to_seconds(s.start_beat), 6),
-                "end_s": round(tempo_map.beat_to_seconds(s.end_beat), 6),
-                "start_beat": round(s.start_beat, 6),
-                "end_beat": round(s.end_beat, 6),
-                "label": s.label,
-            }
-            for s in prog.spans
-        ],
-    }
-
-
-#: Track names that hold a song's melody rather than its harmony.
-_MELODY_TRACK_WORDS = ("melody", "vocal", "voice", "lead", "bridge", "solo")
-#: Track names that hold the accompaniment.
-_ACCOMPANIMENT_TRACK_WORDS = ("piano", "chord", "keys", "accomp", "pad", "comp")
-
-
 def apply_sustain(
     notes: Sequence[Note], pedal_spans: Sequence[tuple[float, float]], max_extend_beats: float = 0.5
 ) -> list[Note]:
@@ -356,9 +326,9 @@ def _is_monophonic(notes: Sequence[Note]) -> bool:
 def accompaniment_notes(midi: MidiFile, *, pedal_extend_beats: float = 0.5) -> list[Note]:
     """The notes of a MIDI file that carry its harmony.
 
-    Tracks named like an accompaniment ("PIANO", "Chords", "Keys", ...) are used when present;
-    otherwise every pitched track except ones named like a melody ("MELODY", "Vocal", "Lead",
-    ...) and, when a polyphonic track remains, except monophonic (melody-like) ones; otherwise
+    Tracks named like an accompaniment ("PIANO", "Chords", "Keys", ...; the chord words of
+    :mod:`conditioning.roles`) are used when present; otherwise every pitched track except ones
+    named like a melody ("MELODY", "Vocal", "Lead", ...) and, when a polyphonic track remains, except monophonic (melody-like) ones; otherwise
     every pitched track. Notes released while the sustain pedal (CC64) is down are extended by
     up to ``pedal_extend_beats``.
 
@@ -370,9 +340,9 @@ def accompaniment_notes(midi: MidiFile, *, pedal_extend_beats: float = 0.5) -> l
         ValueError: the file has no pitched notes.
     """
     pitched = [t for t in midi.tracks if not t.is_drum]
-    chosen = [t for t in pitched if any(w in t.name.lower() for w in _ACCOMPANIMENT_TRACK_WORDS)]
+    chosen = [t for t in pitched if name_has_role(t.name, "chords")]
     if not chosen:
-        chosen = [t for t in pitched if not any(w in t.name.lower() for w in _MELODY_TRACK_WORDS)]
+        chosen = [t for t in pitched if not name_has_role(t.name, "melody")]
         chordal = [t for t in chosen if not _is_monophonic(t.notes)]
         chosen = chordal or chosen
     if not chosen:

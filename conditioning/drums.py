@@ -6,9 +6,7 @@ Pure functions over :class:`~conditioning.types.Note` lists and a :class:`TempoM
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -101,42 +99,3 @@ def drum_onset_frames(
             col = DRUM_ROLES.index(hit.role)
             out[i, col] = max(out[i, col], hit.velocity / 127.0)
     return out
-
-
-def drums_to_json(pattern: DrumPattern, tempo_map: TempoMap) -> dict[str, Any]:
-    """What ``stembridge analyze --role drums --json`` prints.
-
-    Returns:
-        ``{"tempo_bpm", "roles": {role: count}, "onsets": [{"start_s", "beat", "bar", "pitch",
-        "role", "velocity"}], "bars": [{"bar", "grid": {role: "x..x...."}}]}``; a grid string
-        has one character per sixteenth: ``x`` loud hit, ``o`` soft hit, ``.`` rest.
-    """
-    counts = Counter(h.role for h in pattern.hits)
-    onsets = [
-        {
-            "start_s": round(tempo_map.beat_to_seconds(h.beat), 6),
-            "beat": round(h.beat, 6),
-            "bar": int(math.floor(tempo_map.beat_to_bar(h.beat))),
-            "pitch": h.pitch,
-            "role": h.role,
-            "velocity": h.velocity,
-        }
-        for h in pattern.hits
-    ]
-    bars = []
-    if pattern.hits:
-        first = int(math.floor(tempo_map.beat_to_bar(pattern.hits[0].beat)))
-        last = int(math.floor(tempo_map.beat_to_bar(pattern.hits[-1].beat)))
-        for bar in range(first, last + 1):
-            grid = bar_onset_grid(pattern, tempo_map, bar)
-            rows = {}
-            for role, row in zip(DRUM_ROLES, grid, strict=True):
-                if row.any():
-                    rows[role] = "".join("x" if v >= 0.6 else "o" if v > 0 else "." for v in row)
-            bars.append({"bar": bar, "grid": rows})
-    return {
-        "tempo_bpm": round(tempo_map.bpm_at_beat(pattern.hits[0].beat if pattern.hits else 0.0), 3),
-        "roles": {r: counts[r] for r in DRUM_ROLES if counts[r]},
-        "onsets": onsets,
-        "bars": bars,
-    }

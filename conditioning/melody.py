@@ -548,23 +548,3 @@ def melody_chroma(
     voiced = cover[np.arange(n_frames), best] >= min_coverage * frame_len - 1e-12
     out[np.nonzero(voiced)[0], best[voiced]] = 1.0
     return out
-
-
-def melody_to_json(melody: Melody, tempo_map: TempoMap) -> dict[str, Any]:
-    """The ``stembridge analyze --role melody --json`` form.
-
-    Returns:
-        ``{"notes": [{"start_s", "end_s", "pitch", "velocity"}, ...]}`` with seconds from the
-        project start (rounded to 0.1 ms) in time order.
-    """
-    return {
-        "notes": [
-            {
-                "start_s": round(tempo_map.beat_to_seconds(n.start_beat), 4),
-                "end_s": round(tempo_map.beat_to_seconds(n.end_beat), 4),
-                "pitch": int(n.pitch),
-                "velocity": int(n.velocity),
-            }
-            for n in sorted(melody.notes, key=lambda n: n.start_beat)
-        ]
-    }

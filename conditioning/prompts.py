@@ -26,15 +26,38 @@ ROLE_CHARACTER: dict[str, str] = {
 }
 
 
+def normalise_section_prompts(section_prompts: Mapping[str, str]) -> dict[str, str]:
+    """Section-prompt keys folded to lower case (how they are matched), each prompt stripped.
+
+    Raises:
+        ValueError: two keys differ only in case or surrounding spaces ("Intro" and "intro"),
+            so one of them would silently be ignored.
+    """
+    folded: dict[str, str] = {}
+    original: dict[str, str] = {}
+    for key, value in section_prompts.items():
+        low = key.strip().lower()
+        if low in folded:
+            raise ValueError(
+                f"section_prompts keys {original[low]!r} and {key!r} name the same section "
+                "(keys ignore case); keep one of them"
+            )
+        folded[low], original[low] = value.strip(), key
+    return folded
+
+
 def matching_section_prompt(section: Section, section_prompts: Mapping[str, str]) -> str:
     """The musician's prompt for ``section``.
 
     A key matches when it equals the section name (case-insensitive), or the name without its
     number ("Chorus" matches "Chorus 2"), or the section's role. The most specific match wins.
+
+    Raises:
+        ValueError: two keys differ only in case (see :func:`normalise_section_prompts`).
     """
     if not section_prompts:
         return ""
-    lowered = {k.strip().lower(): v for k, v in section_prompts.items()}
+    lowered = normalise_section_prompts(section_prompts)
     name = section.name.strip().lower()
     base = name.rstrip("0123456789 ").strip()
     for key in (name, base, section.role):

@@ -214,11 +214,6 @@ class TempoMap:
         """Tempo points sorted by beat; the first is at beat 0."""
         return self._points
 
-    @property
-    def is_constant(self) -> bool:
-        """True when tempo and metre never change."""
-        return len(self._points) == 1
-
     def _index_at_beat(self, beat: float) -> int:
         return max(0, bisect.bisect_right(self._beats, beat) - 1)
 
@@ -258,22 +253,9 @@ class TempoMap:
         seg = self._bar_segments[i]
         return seg.first_bar + (beat - seg.beat) / seg.beats_per_bar
 
-    def bar_to_seconds(self, bar: float) -> float:
-        """Seconds at which (1-based) ``bar`` starts."""
-        return self.beat_to_seconds(self.bar_to_beat(bar))
-
     def beats_per_bar_at(self, bar: int) -> float:
         """Length of (1-based) ``bar`` in beats."""
         return self.bar_to_beat(bar + 1) - self.bar_to_beat(bar)
-
-    def is_bar_line(self, beat: float) -> bool:
-        """True when ``beat`` is (within 1e-6) the start of a bar."""
-        bar = self.beat_to_bar(beat)
-        return abs(bar - round(bar)) * self.beats_per_bar_at(max(1, round(bar))) <= BEAT_EPSILON
-
-    def snap_beat_to_bar(self, beat: float) -> int:
-        """The 1-based bar whose start is nearest to ``beat``."""
-        return max(1, round(self.beat_to_bar(beat)))
 
     def bar_lines(self, start_beat: float, end_beat: float) -> list[float]:
         """Beats of every bar line in ``[start_beat, end_beat)``."""
@@ -287,10 +269,6 @@ class TempoMap:
             lines.append(b)
             bar += 1
         return lines
-
-    def beat_positions(self, start_beat: float, end_beat: float) -> list[float]:
-        """Every quarter-note beat (integer beat) in ``[start_beat, end_beat)``."""
-        return [float(b) for b in range(math.ceil(start_beat - BEAT_EPSILON), math.ceil(end_beat - BEAT_EPSILON))]
 
     @staticmethod
     def seconds_to_samples(seconds: float, sample_rate: int) -> int:
@@ -319,24 +297,6 @@ class TempoMap:
 # ---------------------------------------------------------------------------------------
 # Sections
 # ---------------------------------------------------------------------------------------
-
-#: Known section roles, in the order they are tried against a name.
-SECTION_ROLES: tuple[str, ...] = (
-    "pre-chorus",
-    "post-chorus",
-    "intro",
-    "verse",
-    "chorus",
-    "bridge",
-    "breakdown",
-    "break",
-    "drop",
-    "build",
-    "solo",
-    "interlude",
-    "outro",
-    "section",
-)
 
 _ROLE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("pre-chorus", re.compile(r"\bpre[\s_-]*(chorus|hook|refrain)\b|\bprechorus\b|\bpre\b")),
@@ -374,7 +334,7 @@ class Section:
 
     Attributes:
         name: the name the musician gave (region or locator name).
-        role: the role parsed from the name (see :data:`SECTION_ROLES`).
+        role: the role parsed from the name by :func:`role_from_name` ("section" when none fits).
         start_beat: start in beats (inclusive).
         end_beat: end in beats (exclusive).
         start_bar: 1-based bar at the start (fractional when the section is off the bar grid).

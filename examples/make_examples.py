@@ -1,7 +1,8 @@
 """Make the example session's MIDI material: chords.mid (piano comping) and drums.mid.
 
 Deterministic; run from anywhere: ``python examples/make_examples.py``. The hummed melody
-(hum.wav) is made by ``make_hum.py``.
+(hum.wav) is made by ``make_hum.py``. Both write into ``bridge/cli/demo_session/``, where the
+session ships as package data.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from pathlib import Path
 import mido
 
 HERE = Path(__file__).resolve().parent
+#: The example session ships inside the package (``stembridge demo`` reads it from there).
+SESSION = HERE.parent / "bridge" / "cli" / "demo_session"
 TPB = 480
 BPM = 92
 BARS = 24
@@ -89,7 +92,7 @@ def main() -> None:
         mid = mido.MidiFile(type=1, ticks_per_beat=TPB)
         mid.tracks.append(_conductor())
         mid.tracks.append(_track(name, events, program, channel))
-        mid.save(str(HERE / f"{name}.mid"))
+        mid.save(str(SESSION / f"{name}.mid"))
 
 
 if __name__ == "__main__":

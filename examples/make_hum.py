@@ -1,8 +1,8 @@
-"""Synthesise examples/hum.wav: a 16-bar hummed melody at 92 bpm in 4/4 (A minor, over Am F C G).
+"""Synthesise the demo session's hum.wav: 16 hummed bars, 92 bpm, 4/4, A minor over Am F C G.
 
 Run from the repository root::
 
-    .venv/bin/python examples/make_hum.py            # writes examples/hum.wav (22.05 kHz, 16-bit)
+    .venv/bin/python examples/make_hum.py            # writes bridge/cli/demo_session/hum.wav (22.05 kHz, 16-bit)
     .venv/bin/python examples/make_hum.py --force    # replace an existing file
 
 The voice model (:func:`synth_voice`) is also used by ``benchmarks/eval_melody.py`` and the
@@ -258,7 +258,7 @@ def example_notes(bpm: float = BPM) -> list[SungNote]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("hum.wav"))
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "bridge" / "cli" / "demo_session" / "hum.wav")
     parser.add_argument("--sample-rate", type=int, default=22050, help="Hz (default 22050)")
     parser.add_argument("--force", action="store_true", help="replace an existing file")
     args = parser.parse_args(argv)

@@ -1,26 +1,110 @@
-"""``stembridge analyze``: what the conditioning pipeline understood of one file."""
+"""``stembridge analyze``: what the conditioning pipeline understood of one file.
+
+The conditioning maths returns typed values; this module turns them into the ``--json``
+documents (:func:`chords_to_json`, :func:`melody_to_json`, :func:`drums_to_json`) and the
+readable summary.
+"""
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bridge.job.material import TRACK_HINTS
+from conditioning.drums import DRUM_ROLES, bar_onset_grid
 from conditioning.io.midi import read_midi
-from conditioning.score import MidiFile
+from conditioning.roles import role_notes
 from conditioning.timeline import TempoMap
-from conditioning.types import Note
+from conditioning.types import ChordProgression, DrumPattern, Melody
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3"}
 
 
-def _notes_for(midi: MidiFile, role: str) -> tuple[Note, ...]:
-    """The notes a role reads from a whole MIDI file (named track first, else every pitched note)."""
-    if role == "drums":
-        return midi.drum_notes
-    if len(midi.tracks) > 1 and (track := midi.track_named(*TRACK_HINTS[role])) is not None:
-        return track.notes
-    return midi.notes or midi.drum_notes
+def chords_to_json(prog: ChordProgression, tempo_map: TempoMap) -> dict[str, Any]:
+    """The ``stembridge analyze --role chords --json`` document.
+
+    Returns:
+        ``{"key": "A minor" | None, "tempo_bpm": float, "chords": [{"start_s", "end_s",
+        "start_beat", "end_beat", "label"}]}``; seconds come from ``tempo_map``; ``tempo_bpm``
+        is the tempo at the first chord.
+    """
+    first = prog.spans[0].start_beat if prog.spans else 0.0
+    return {
+        "key": prog.key.name if prog.key is not None else None,
+        "tempo_bpm": round(tempo_map.bpm_at_beat(first), 3),
+        "chords": [
+            {
+                "start_s": round(tempo_map.beat_to_seconds(s.start_beat), 6),
+                "end_s": round(tempo_map.beat_to_seconds(s.end_beat), 6),
+                "start_beat": round(s.start_beat, 6),
+                "end_beat": round(s.end_beat, 6),
+                "label": s.label,
+            }
+            for s in prog.spans
+        ],
+    }
+
+
+
+
+def melody_to_json(melody: Melody, tempo_map: TempoMap) -> dict[str, Any]:
+    """The ``stembridge analyze --role melody --json`` form.
+
+    Returns:
+        ``{"notes": [{"start_s", "end_s", "pitch", "velocity"}, ...]}`` with seconds from the
+        project start (rounded to 0.1 ms) in time order.
+    """
+    return {
+        "notes": [
+            {
+                "start_s": round(tempo_map.beat_to_seconds(n.start_beat), 4),
+                "end_s": round(tempo_map.beat_to_seconds(n.end_beat), 4),
+                "pitch": int(n.pitch),
+                "velocity": int(n.velocity),
+            }
+            for n in sorted(melody.notes, key=lambda n: n.start_beat)
+        ]
+    }
+
+
+def drums_to_json(pattern: DrumPattern, tempo_map: TempoMap) -> dict[str, Any]:
+    """What ``stembridge analyze --role drums --json`` prints.
+
+    Returns:
+        ``{"tempo_bpm", "roles": {role: count}, "onsets": [{"start_s", "beat", "bar", "pitch",
+        "role", "velocity"}], "bars": [{"bar", "grid": {role: "x..x...."}}]}``; a grid string
+        has one character per sixteenth: ``x`` loud hit, ``o`` soft hit, ``.`` rest.
+    """
+    counts = Counter(h.role for h in pattern.hits)
+    onsets = [
+        {
+            "start_s": round(tempo_map.beat_to_seconds(h.beat), 6),
+            "beat": round(h.beat, 6),
+            "bar": int(math.floor(tempo_map.beat_to_bar(h.beat))),
+            "pitch": h.pitch,
+            "role": h.role,
+            "velocity": h.velocity,
+        }
+        for h in pattern.hits
+    ]
+    bars = []
+    if pattern.hits:
+        first = int(math.floor(tempo_map.beat_to_bar(pattern.hits[0].beat)))
+        last = int(math.floor(tempo_map.beat_to_bar(pattern.hits[-1].beat)))
+        for bar in range(first, last + 1):
+            grid = bar_onset_grid(pattern, tempo_map, bar)
+            rows = {}
+            for role, row in zip(DRUM_ROLES, grid, strict=True):
+                if row.any():
+                    rows[role] = "".join("x" if v >= 0.6 else "o" if v > 0 else "." for v in row)
+            bars.append({"bar": bar, "grid": rows})
+    return {
+        "tempo_bpm": round(tempo_map.bpm_at_beat(pattern.hits[0].beat if pattern.hits else 0.0), 3),
+        "roles": {r: counts[r] for r in DRUM_ROLES if counts[r]},
+        "onsets": onsets,
+        "bars": bars,
+    }
 
 
 def analyze_file(path: Path, role: str) -> dict[str, Any]:
@@ -41,24 +125,23 @@ def analyze_file(path: Path, role: str) -> dict[str, Any]:
             raise ValueError(f"{path.name} is audio; only --role melody reads audio (give a .mid for {role})")
         from conditioning.io.audio import read_audio
         from conditioning.io.basic_pitch import transcribe_melody
-        from conditioning.melody import melody_to_json
 
         tempo_map = TempoMap.constant(120.0)
         melody = transcribe_melody(read_audio(path), tempo_map)
         return melody_to_json(melody, tempo_map)
     midi = read_midi(path)
     if role == "chords":
-        from conditioning.chords import analyze_midi_chords, chords_to_json
+        from conditioning.chords import analyze_midi_chords
 
         return chords_to_json(analyze_midi_chords(midi), midi.tempo_map)
-    notes = _notes_for(midi, role)
+    notes = role_notes(midi, role)
     if not notes:
         raise ValueError(f"{path.name} has no notes for {role}")
     if role == "drums":
-        from conditioning.drums import drums_from_notes, drums_to_json
+        from conditioning.drums import drums_from_notes
 
         return drums_to_json(drums_from_notes(notes, what=path.name), midi.tempo_map)
-    from conditioning.melody import melody_from_notes, melody_to_json
+    from conditioning.melody import melody_from_notes
 
     return melody_to_json(melody_from_notes(notes), midi.tempo_map)
 

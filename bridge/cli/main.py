@@ -16,7 +16,7 @@ from typing import Any
 
 from bridge.cli.analyze import analyze_file, summary_text
 from bridge.cli.server import add_server_commands
-from bridge.job.request import RequestError, parse_request
+from bridge.job.request import RequestError, decode_request, parse_request
 
 EXIT_INPUT = 2
 
@@ -95,19 +95,20 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """``stembridge generate REQUEST.json``."""
     path = Path(args.request)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        print(f"stembridge: cannot read request {path}: {exc.strerror}; check the path", file=sys.stderr)
+        data = decode_request(path, what=f"request {path}")
+    except RequestError as exc:
+        print(f"stembridge: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    return _run(text, path.resolve().parent, args)
+    return _run(data, path.resolve().parent, args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``stembridge demo [--out DIR]``: run the example session."""
-    from bridge.cli.demo import prepare_demo
+    from bridge.cli.demo import bundled_session, prepare_demo
 
     try:
-        request_data, project_dir = prepare_demo(Path(args.examples), Path(args.out))
+        session = Path(args.examples) if args.examples else bundled_session()
+        request_data, project_dir = prepare_demo(session, Path(args.out))
     except ValueError as exc:
         print(f"stembridge: {exc}", file=sys.stderr)
         return EXIT_INPUT
@@ -168,10 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("demo", help="run the example session in examples/")
+    p = sub.add_parser("demo", help="run the example session that ships with stembridge")
     p.add_argument("--out", default=str(Path.home() / "stembridge-demo"), help="project folder to create/use")
-    p.add_argument("--examples", default=str(Path(__file__).resolve().parent.parent / "examples"),
-                   help="folder holding session.toml and its material")
+    p.add_argument("--examples", default=None,
+                   help="folder holding session.toml and its material (default: the bundled example session)")
     p.add_argument("--model", help="generator to use instead of the session's")
     p.add_argument("--model-path", help="local folder with the model's weights (neural models)")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")

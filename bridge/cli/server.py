@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bridge.job.layout import ProjectLayout
+from bridge.job.layout import ProjectLayout, is_job_id
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +104,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     """``stembridge cancel JOB``: drop a cancel control file in the inbox and wait for the outcome."""
-    from bridge.server.service import JOB_ID
     from bridge.server.status import read_status
 
-    if not JOB_ID.match(args.job_id):
+    if not is_job_id(args.job_id):
         _err(f"stembridge: {args.job_id!r} is not a job id (see `stembridge status`)")
         return 2
     layout = ProjectLayout(_project(args)).ensure()
@@ -190,7 +189,8 @@ def add_server_commands(subparsers: argparse._SubParsersAction) -> None:  # type
     p.add_argument("--max-queue", type=int, default=100, help="most jobs waiting at once (default 100)")
     p.add_argument("--midi-map", default=None, help="MIDI trigger mapping (default <project>/stembridge/midi.toml)")
     p.add_argument("--runner", default=None, help=argparse.SUPPRESS)
-    p.add_argument("-v", "--verbose", action="store_true", help="log to the console too")
+    # SUPPRESS: the top-level ``stembridge -v serve`` must not be reset to False by this subparser
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log more to the console")
     p.set_defaults(func=cmd_serve)
 
     p = subparsers.add_parser("status", help="show queued, running and finished jobs of a project")

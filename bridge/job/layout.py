@@ -25,7 +25,39 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+#: Every job id the bridge accepts (OSC, mailbox, CLI, ``base_job``): letters, digits, - and _.
+JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: The ids :func:`new_job_id` makes (``YYYYmmdd-HHMMSS-`` and six hex digits), a subset of
+#: :data:`JOB_ID`; a mailbox file named like this keeps its name as the job id.
+NEW_JOB_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 _TAKE_FILE = re.compile(r"^(?P<slug>.+)_(?P<stem>[a-z][a-z0-9_-]*)_take(?P<take>\d+)\.wav$")
+
+
+def is_job_id(text: object) -> bool:
+    """Whether ``text`` is a job id the bridge accepts (see :data:`JOB_ID`)."""
+    return isinstance(text, str) and JOB_ID.match(text) is not None
+
+
+def take_file_name(section_slug: str, stem: str, take: int) -> str:
+    """The WAV name of one stem of one take: ``<section-slug>_<stem>_take<N>.wav``."""
+    return f"{section_slug}_{stem}_take{take}.wav"
+
+
+@dataclass(frozen=True)
+class TakeFile:
+    """The parts of a take file name (see :func:`take_file_name`)."""
+
+    section_slug: str
+    stem: str
+    take: int
+
+
+def parse_take_file_name(name: str) -> TakeFile | None:
+    """The section slug, stem and take number of a take file name, or None for other names."""
+    m = _TAKE_FILE.match(name)
+    if m is None:
+        return None
+    return TakeFile(m.group("slug"), m.group("stem"), int(m.group("take")))
 
 
 @dataclass(frozen=True)
@@ -87,9 +119,9 @@ class ProjectLayout:
         highest = 0
         if self.renders.is_dir():
             for wav in self.renders.glob(f"*/{section_slug}_*_take*.wav"):
-                m = _TAKE_FILE.match(wav.name)
-                if m and m.group("slug") == section_slug:
-                    highest = max(highest, int(m.group("take")))
+                parsed = parse_take_file_name(wav.name)
+                if parsed is not None and parsed.section_slug == section_slug:
+                    highest = max(highest, parsed.take)
         return highest + 1
 
 

@@ -12,18 +12,11 @@ import numpy as np
 
 from bridge.job.request import MAX_SONG_SECONDS, InputSource, Request, RequestError
 from conditioning.io.midi import read_midi
+from conditioning.roles import role_notes
 from conditioning.score import MidiFile
 from conditioning.types import Audio, ChordProgression, DrumPattern, Melody, Note
 
 log = logging.getLogger(__name__)
-
-#: Track-name hints used to pick a track from a multi-track MIDI file, by role.
-TRACK_HINTS: dict[str, tuple[str, ...]] = {
-    "chords": ("chord", "piano", "keys", "accomp", "comp", "pad", "harmony", "rhodes", "organ", "guitar"),
-    "drums": ("drum", "beat", "kit", "perc"),
-    "melody": ("melody", "lead", "vocal", "voice", "hum", "sing", "topline"),
-}
-
 
 @dataclass(frozen=True)
 class Material:
@@ -62,12 +55,8 @@ def _midi_notes(source: InputSource, role: str) -> tuple[Note, ...]:
                 f"named like {source.track!r} (tracks: {names}); fix the track name or leave it out",
             )
         notes = track.notes
-    elif role == "drums":
-        notes = midi.drum_notes
-    elif len(midi.tracks) > 1 and (track := midi.track_named(*TRACK_HINTS[role])) is not None:
-        notes = track.notes
     else:
-        notes = midi.notes or midi.drum_notes
+        notes = role_notes(midi, role)
     return _shift(notes, source.offset_beats)
 
 

@@ -18,8 +18,9 @@ from typing import Any
 from bridge.export.midi import write_arrangement_midi
 from bridge.export.rpp import RppItem, write_rpp
 from bridge.job.layout import ProjectLayout, new_job_id, write_json_atomic
+from bridge.job.manifest import Manifest, Placement, SectionRecord, track_name
 from bridge.job.material import load_material
-from bridge.job.placement import Placement, mix, track_name, write_section_stems
+from bridge.job.placement import mix, write_section_stems
 from bridge.job.request import Request, RequestError
 from bridge.job.takes import find_base_manifest, load_base_generation
 from conditioning.build import build_conditioning
@@ -30,17 +31,24 @@ from models.registry import build_generator
 
 log = logging.getLogger(__name__)
 
-MANIFEST_VERSION = 1
 #: Seconds of the previous section's mix handed to the next one for continuity.
 CONTEXT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
 class JobResult:
-    """A finished job: its id, the manifest's absolute path and the manifest itself."""
+    """A finished job: its id, the manifest's absolute path and the manifest.
+
+    Attributes:
+        job_id: the job's id.
+        manifest_path: absolute path of ``outbox/<job_id>.json``.
+        record: the typed manifest.
+        manifest: the manifest document as written (``record.to_json()``).
+    """
 
     job_id: str
     manifest_path: Path
+    record: Manifest
     manifest: dict[str, Any]
 
 
@@ -107,7 +115,7 @@ def _generate_sections(
         base: Generation | None = None
         if request.range_beats is not None:
             manifest = find_base_manifest(layout, sec, request.base_job)
-            base_jobs[sec.name] = str(manifest["job_id"])
+            base_jobs[sec.name] = manifest.job_id
             base = load_base_generation(layout, manifest, sec, request.sample_rate)
             if previous_mix is None and cond.previous is not None:
                 previous_mix = _previous_take_mix(layout, cond.previous, request.sample_rate)
@@ -152,10 +160,10 @@ def _publish(
         sec = entry.cond.section
         by_stem: dict[str, list[tuple[str, str]]] = {}
         for take, gen in entry.generations:
-            for p in write_section_stems(gen, sec, take, staging, rel):
+            for p in write_section_stems(gen, sec, take, staging, rel, request.tempo_map, request.sample_rate):
                 placements.append(p)
                 by_stem.setdefault(p.stem, []).append((f"{sec.name} take {take}", Path(p.file).name))
-        first_gen = entry.generations[-1][1]
+        first_gen = entry.generations[0][1]  # the take the manifest's info and the continuity audio use
         for stem, notes in first_gen.parts.items():
             parts.setdefault(stem, []).extend(notes)
         programs.update(first_gen.programs)
@@ -245,29 +253,23 @@ def run_request(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    manifest: dict[str, Any] = {
-        "version": MANIFEST_VERSION,
-        "job_id": job_id,
-        "status": "done",
-        "model": request.model,
-        "seed": request.seed,
-        "sample_rate": request.sample_rate,
-        "tempo_map": request.tempo_map.to_json(),
-        "key": results[0].cond.key.name if results and results[0].cond.key else None,
-        "sections": [
-            {"name": s.name, "role": s.role, "start_bar": s.start_bar, "end_bar": s.end_bar,
-             "start_beat": s.start_beat, "end_beat": s.end_beat}
-            for s in request.sections
-        ],
-        "placements": [p.to_json(request.tempo_map, request.sample_rate) for p in placements],
-        "exports": exports,
-        "info": {e.cond.section.name: dict(e.generations[0][1].info) for e in results if e.generations[0][1].info},
-    }
-    if request.range_bars is not None:
-        manifest["range"] = {"start_bar": request.range_bars[0], "end_bar": request.range_bars[1]}
-        manifest["base_job"] = next(iter(base_jobs.values()), None)
-        manifest["base_jobs"] = base_jobs
+    record = Manifest(
+        job_id=job_id,
+        status="done",
+        model=request.model,
+        seed=request.seed,
+        sample_rate=request.sample_rate,
+        tempo_map=tuple(request.tempo_map.to_json()),
+        key=results[0].cond.key.name if results and results[0].cond.key else None,
+        sections=tuple(SectionRecord.of(s) for s in request.sections),
+        placements=tuple(placements),
+        exports=exports,
+        info={e.cond.section.name: dict(e.generations[0][1].info) for e in results if e.generations[0][1].info},
+        range_bars=request.range_bars,
+        base_jobs=base_jobs if request.range_bars is not None else {},
+    )
+    manifest = record.to_json()
     path = write_json_atomic(layout.manifest_path(job_id), manifest)
     prog.report(1.0, f"done: {len(placements)} stems placed")
     log.info("job %s done: %d placements", job_id, len(placements))
-    return JobResult(job_id=job_id, manifest_path=path, manifest=manifest)
+    return JobResult(job_id=job_id, manifest_path=path, record=record, manifest=manifest)

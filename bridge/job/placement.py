@@ -1,72 +1,16 @@
-"""Placing generated stems on the timeline: WAV files per section and take, manifest placements."""
+"""Placing generated stems on the timeline: one WAV per section, stem and take, and its placement."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from bridge.job.layout import take_file_name
+from bridge.job.manifest import Placement
 from conditioning.timeline import Section, TempoMap
 from conditioning.types import Audio
 from models.base import Generation
-
-#: Track name per stem in the DAW ("SB Drums", ...); unknown stems get "SB <Stem>".
-TRACK_PREFIX = "SB "
-
-
-def track_name(stem: str) -> str:
-    """The DAW track a stem goes on: ``"drums"`` -> ``"SB Drums"``."""
-    return TRACK_PREFIX + stem.replace("_", " ").replace("-", " ").title()
-
-
-def _bar_number(bar: float) -> float | int:
-    """Whole bars as ints (as people read them), fractional bars as floats."""
-    return int(round(bar)) if abs(bar - round(bar)) < 1e-9 else round(bar, 6)
-
-
-@dataclass(frozen=True)
-class Placement:
-    """One stem file placed at a section's position.
-
-    Attributes:
-        stem: stem name.
-        section: the section it covers.
-        file: path of the WAV, relative to the project folder (forward slashes).
-        take: take number (1-based, grows with every generation of the section).
-        length_samples: exact length in samples.
-    """
-
-    stem: str
-    section: Section
-    file: str
-    take: int
-    length_samples: int
-
-    def to_json(self, tempo_map: TempoMap, sample_rate: int) -> dict[str, Any]:
-        """The manifest v1 placement object (positions in bars, beats and seconds)."""
-        sec = self.section
-        return {
-            "stem": self.stem,
-            "track": track_name(self.stem),
-            "section": sec.name,
-            "role": sec.role,
-            "file": self.file,
-            "start_bar": _bar_number(sec.start_bar),
-            "end_bar": _bar_number(sec.end_bar),
-            "start_beat": round(sec.start_beat, 9),
-            "end_beat": round(sec.end_beat, 9),
-            "start_s": round(tempo_map.beat_to_seconds(sec.start_beat), 6),
-            "length_s": round(self.length_samples / sample_rate, 6),
-            "length_samples": self.length_samples,
-            "take": self.take,
-        }
-
-
-def stem_file_name(section: Section, stem: str, take: int) -> str:
-    """``<section-slug>_<stem>_take<N>.wav``."""
-    return f"{section.slug}_{stem}_take{take}.wav"
 
 
 def write_section_stems(
@@ -75,6 +19,8 @@ def write_section_stems(
     take: int,
     folder: Path,
     final_folder_rel: str,
+    tempo_map: TempoMap,
+    sample_rate: int,
 ) -> list[Placement]:
     """Write each stem of one section's take as a 32-bit float WAV.
 
@@ -85,6 +31,11 @@ def write_section_stems(
         folder: where to write now (the job's staging folder).
         final_folder_rel: the folder's path relative to the project once the job is published
             (written into the placements).
+        tempo_map: the song's tempo map (placements carry seconds).
+        sample_rate: the project's sample rate, Hz.
+
+    Returns:
+        The manifest placement of every file written.
 
     Raises:
         FileExistsError: a file of that name exists (never overwritten).
@@ -93,9 +44,11 @@ def write_section_stems(
 
     placements = []
     for stem, audio in generation.stems.items():
-        name = stem_file_name(section, stem, take)
+        name = take_file_name(section.slug, stem, take)
         write_wav(folder / name, audio, subtype="FLOAT")
-        placements.append(Placement(stem, section, f"{final_folder_rel}/{name}", take, audio.num_samples))
+        placements.append(
+            Placement.of(stem, section, f"{final_folder_rel}/{name}", take, audio.num_samples, tempo_map, sample_rate)
+        )
     return placements
 
 
@@ -108,9 +61,3 @@ def mix(generation: Generation) -> Audio | None:
     for s in stems:
         total += s.samples
     return Audio(total, stems[0].sample_rate)
-
-
-def stem_peak_and_rms(audio: Audio) -> tuple[float, float]:
-    """Peak absolute sample and RMS of ``audio`` (linear, full scale = 1.0)."""
-    x = audio.samples
-    return float(np.max(np.abs(x))) if x.size else 0.0, float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) if x.size else 0.0

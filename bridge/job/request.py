@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bridge.job.layout import is_job_id
+from conditioning.prompts import normalise_section_prompts
 from conditioning.score import notes_from_json
 from conditioning.timeline import Section, TempoMap, validate_sections
 from conditioning.types import ChordSpan, Note
@@ -23,6 +25,8 @@ from models.registry import MODELS
 REQUEST_VERSION = 1
 #: Largest request document accepted, in bytes.
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
+#: Deepest JSON nesting accepted (a request needs 5 levels; inline symbols are the deepest).
+MAX_JSON_DEPTH = 32
 #: Most inline notes accepted per input.
 MAX_NOTES = 50_000
 MAX_SECTIONS = 200
@@ -305,11 +309,89 @@ def _parse_range(raw: Any, sections: tuple[Section, ...], tempo_map: TempoMap) -
     return (start, end)
 
 
+def _too_large(what: str) -> RequestError:
+    return RequestError("limit", f"{what} is larger than {MAX_REQUEST_BYTES // 1024 // 1024} MB")
+
+
+def _check_depth(value: Any, what: str) -> None:
+    """Refuse JSON nested deeper than :data:`MAX_JSON_DEPTH` (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping | list):
+            if depth > MAX_JSON_DEPTH:
+                raise RequestError("invalid_json", f"{what}'s JSON is nested too deeply to be a request")
+            children = item.values() if isinstance(item, Mapping) else item
+            stack.extend((child, depth + 1) for child in children)
+
+
+def _read_file(path: Path, shown: str) -> bytes:
+    try:
+        if path.stat().st_size > MAX_REQUEST_BYTES:
+            raise _too_large(shown)
+        return path.read_bytes()
+    except OSError as exc:
+        raise RequestError("path", f"cannot read {shown} ({exc.strerror}); check the path") from None
+
+
+def decode_request(
+    payload: Mapping[str, Any] | str | bytes | Path,
+    *,
+    project_dir: Path | None = None,
+    what: str = "the request",
+) -> dict[str, Any]:
+    """Turn what a transport received into a JSON object: the one decoder OSC, mailbox and CLI use.
+
+    Checks, in order: the size bound (:data:`MAX_REQUEST_BYTES`), UTF-8 and JSON syntax, the
+    nesting depth (:data:`MAX_JSON_DEPTH`; Python's own recursion limit never shows) and that the
+    document is an object. Which keys a request may have is :func:`parse_request`'s check (a
+    mailbox control file is decoded here too).
+
+    Args:
+        payload: a decoded object; a :class:`~pathlib.Path` of a JSON file (the CLI); JSON text
+            or bytes; or, when ``project_dir`` is given, text not starting with ``{`` is the path
+            of a JSON file inside that project (OSC may send a path instead of the JSON).
+        project_dir: the project folder that request paths must stay inside, or None when
+            text is always JSON.
+        what: how messages name the document ("the request", "the file", "request <path>").
+
+    Raises:
+        RequestError: codes "limit", "path", "invalid_json" or "schema".
+    """
+    if isinstance(payload, Mapping):
+        obj: Any = dict(payload)
+    else:
+        if isinstance(payload, Path):
+            payload = _read_file(payload, what)
+        elif len(payload) > MAX_REQUEST_BYTES:
+            raise _too_large(what)
+        if project_dir is not None:
+            head = payload.lstrip()[:1]
+            if head not in ("{", b"{"):
+                text = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else payload
+                if "\0" in text:
+                    raise RequestError("path", f"{what} path contains a NUL character; send a file path or JSON")
+                path = resolve_inside(project_dir, text.strip(), f"{what} path")
+                payload = _read_file(path, f"{what} file {text!r}")
+        try:
+            obj = json.loads(payload.decode("utf-8") if isinstance(payload, bytes) else payload)
+        except UnicodeDecodeError as exc:
+            raise RequestError("invalid_json", f"{what} is not UTF-8 text ({exc}); write UTF-8 JSON") from None
+        except json.JSONDecodeError as exc:
+            raise RequestError("invalid_json", f"{what} is not valid JSON ({exc}); write UTF-8 JSON") from None
+        except RecursionError:
+            raise RequestError("invalid_json", f"{what}'s JSON is nested too deeply to be a request") from None
+    if not isinstance(obj, dict):
+        raise RequestError("schema", f"{what} must be a JSON object")
+    _check_depth(obj, what)
+    return obj
+
+
 def parse_request(data: Mapping[str, Any] | str | bytes, *, base_dir: Path | None = None) -> Request:
     """Validate request v1 and resolve its paths.
 
     Args:
-        data: the decoded JSON object, or the JSON text.
+        data: the decoded JSON object, or the JSON text (decoded by :func:`decode_request`).
         base_dir: folder that a relative ``project.dir`` is resolved against (the folder of the
             request file for the CLI); absolute ``project.dir`` is the norm.
 
@@ -317,12 +399,7 @@ def parse_request(data: Mapping[str, Any] | str | bytes, *, base_dir: Path | Non
         RequestError: the request is malformed; ``code`` says which kind of problem.
     """
     if isinstance(data, str | bytes):
-        if len(data) > MAX_REQUEST_BYTES:
-            raise RequestError("limit", f"the request is larger than {MAX_REQUEST_BYTES // 1024 // 1024} MB")
-        try:
-            data = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RequestError("invalid_json", f"the request is not valid JSON ({exc})") from None
+        data = decode_request(data)
     obj = _obj(data, "the request")
     _check_keys(obj, _TOP_KEYS, "the request")
     if obj.get("version") != REQUEST_VERSION:
@@ -358,6 +435,10 @@ def parse_request(data: Mapping[str, Any] | str | bytes, *, base_dir: Path | Non
     section_prompts = {
         _text(k, "section_prompts key", 200): _text(v, f"section_prompts[{k!r}]") for k, v in section_prompts_raw.items()
     }
+    try:
+        normalise_section_prompts(section_prompts)
+    except ValueError as exc:
+        raise RequestError("schema", str(exc)) from None
     stems_raw = obj.get("stems", list(DEFAULT_STEMS))
     if not isinstance(stems_raw, list) or not stems_raw:
         raise RequestError("schema", 'stems must be a non-empty list like ["drums", "bass", "keys", "lead"]')
@@ -376,7 +457,7 @@ def parse_request(data: Mapping[str, Any] | str | bytes, *, base_dir: Path | Non
     seed = _int(obj.get("seed", 0), "seed", 0, 2**31 - 1)
     variations = _int(obj.get("variations", 1), "variations", 1, MAX_VARIATIONS)
     base_job = obj.get("base_job")
-    if base_job is not None and (not isinstance(base_job, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", base_job)):
+    if base_job is not None and not is_job_id(base_job):
         raise RequestError("schema", "base_job must be a job id like 20261122-101500-ab12cd")
     if base_job is not None and range_bars is None:
         raise RequestError("schema", "base_job is only meaningful with a range to regenerate")

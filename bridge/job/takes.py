@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 from bridge.job.layout import ProjectLayout
+from bridge.job.manifest import Manifest, Placement
 from bridge.job.request import RequestError
 from conditioning.timeline import Section
 from conditioning.types import Note
@@ -16,31 +16,33 @@ from models.base import Generation
 log = logging.getLogger(__name__)
 
 
-def read_manifest(path: Path) -> dict[str, Any] | None:
+def read_manifest(path: Path) -> Manifest | None:
     """A manifest from the outbox, or None when it is unreadable or not a v1 job manifest."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         log.warning("skipping unreadable manifest %s: %s", path, exc)
         return None
-    if not isinstance(data, dict) or data.get("version") != 1 or "job_id" not in data:
+    try:
+        return Manifest.from_json(data)
+    except ValueError as exc:
+        log.info("skipping %s: %s", path.name, exc)
         return None
-    return data
 
 
-def _section_placements(manifest: dict[str, Any], section: Section) -> list[dict[str, Any]]:
+def _section_placements(manifest: Manifest, section: Section) -> list[Placement]:
     """The newest take's placements of ``section`` in one manifest."""
     mine = [
-        p for p in manifest.get("placements", [])
-        if p.get("section") == section.name and abs(float(p.get("start_beat", -1)) - section.start_beat) < 1e-6
+        p for p in manifest.placements
+        if p.section == section.name and abs(float(p.start_beat) - section.start_beat) < 1e-6
     ]
     if not mine:
         return []
-    newest = max(int(p.get("take", 0)) for p in mine)
-    return [p for p in mine if int(p.get("take", 0)) == newest]
+    newest = max(p.take for p in mine)
+    return [p for p in mine if p.take == newest]
 
 
-def find_base_manifest(layout: ProjectLayout, section: Section, base_job: str | None) -> dict[str, Any]:
+def find_base_manifest(layout: ProjectLayout, section: Section, base_job: str | None) -> Manifest:
     """The manifest of the take to regenerate from.
 
     Args:
@@ -53,7 +55,7 @@ def find_base_manifest(layout: ProjectLayout, section: Section, base_job: str | 
     """
     if base_job is not None:
         manifest = read_manifest(layout.manifest_path(base_job))
-        if manifest is None or manifest.get("status") != "done":
+        if manifest is None or manifest.status != "done":
             raise RequestError("range", f"base_job {base_job!r} has no finished manifest in the outbox")
         if not _section_placements(manifest, section):
             raise RequestError("range", f"base_job {base_job!r} did not generate section {section.name!r}")
@@ -63,7 +65,7 @@ def find_base_manifest(layout: ProjectLayout, section: Section, base_job: str | 
         if path.name == "status.json":
             continue
         manifest = read_manifest(path)
-        if manifest and manifest.get("status") == "done" and _section_placements(manifest, section):
+        if manifest is not None and manifest.status == "done" and _section_placements(manifest, section):
             return manifest
     raise RequestError(
         "range",
@@ -72,7 +74,7 @@ def find_base_manifest(layout: ProjectLayout, section: Section, base_job: str | 
     )
 
 
-def load_base_generation(layout: ProjectLayout, manifest: dict[str, Any], section: Section, sample_rate: int) -> Generation:
+def load_base_generation(layout: ProjectLayout, manifest: Manifest, section: Section, sample_rate: int) -> Generation:
     """Read the base take's stems (and its MIDI parts when the job wrote any) for ``section``.
 
     Raises:
@@ -82,9 +84,9 @@ def load_base_generation(layout: ProjectLayout, manifest: dict[str, Any], sectio
 
     stems = {}
     for p in _section_placements(manifest, section):
-        path = (layout.project_dir / p["file"]).resolve()
+        path = (layout.project_dir / p.file).resolve()
         if not path.is_relative_to(layout.project_dir.resolve()):
-            raise RequestError("path", f"base take file {p['file']!r} is outside the project folder")
+            raise RequestError("path", f"base take file {p.file!r} is outside the project folder")
         try:
             audio = read_audio(path)
         except ValueError as exc:
@@ -92,12 +94,12 @@ def load_base_generation(layout: ProjectLayout, manifest: dict[str, Any], sectio
         if audio.sample_rate != sample_rate:
             raise RequestError(
                 "input",
-                f"the base take {p['file']} is at {audio.sample_rate} Hz but the project is at {sample_rate} Hz; "
+                f"the base take {p.file} is at {audio.sample_rate} Hz but the project is at {sample_rate} Hz; "
                 "generate the section again at the project rate",
             )
-        stems[p["stem"]] = audio
+        stems[p.stem] = audio
     parts: dict[str, tuple[Note, ...]] = {}
-    midi_rel = manifest.get("exports", {}).get("midi")
+    midi_rel = manifest.exports.get("midi")
     if midi_rel:
         from conditioning.io.midi import read_midi
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,21 +26,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from bridge.job.layout import new_job_id
-from bridge.job.request import (
-    MAX_REQUEST_BYTES,
-    REQUEST_VERSION,
-    RequestError,
-    parse_request,
-    resolve_inside,
-)
+from bridge.job.layout import JOB_ID, new_job_id
+from bridge.job.request import REQUEST_VERSION, RequestError, decode_request, parse_request
 from bridge.server.queue import DuplicateJobError, JobQueue, QueueFullError
 from bridge.server.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/stembridge/"
-JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: Longest error message sent over OSC, in characters.
 MAX_REPLY_TEXT = 2000
 
@@ -336,30 +328,7 @@ class Dispatcher:
         self._intake.submit(guarded)
 
     def _load(self, payload: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
-        if isinstance(payload, Mapping):
-            return dict(payload)
-        if len(payload) > MAX_REQUEST_BYTES:
-            raise RequestError("limit", f"the request is larger than {MAX_REQUEST_BYTES // 1024 // 1024} MB")
-        text = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else payload
-        if not text.lstrip().startswith("{"):
-            if "\0" in text:
-                raise RequestError("path", "the request path contains a NUL character; send a file path or JSON")
-            path = resolve_inside(self.project_dir, text.strip(), "the request path")
-            try:
-                if path.stat().st_size > MAX_REQUEST_BYTES:
-                    raise RequestError("limit", f"{text!r} is larger than {MAX_REQUEST_BYTES // 1024 // 1024} MB")
-                text = path.read_text(encoding="utf-8", errors="replace")
-            except OSError as exc:
-                raise RequestError("path", f"could not read the request file {text!r} ({exc.strerror})") from None
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RequestError("invalid_json", f"the request is not valid JSON ({exc})") from None
-        except RecursionError:
-            raise RequestError("invalid_json", "the request JSON is nested too deeply to be a request") from None
-        if not isinstance(obj, dict):
-            raise RequestError("schema", "the request must be a JSON object")
-        return obj
+        return decode_request(payload, project_dir=self.project_dir)
 
     def _check_model(self, name: str) -> None:
         from models.base import ModelUnavailableError

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.job.layout import ProjectLayout, write_json_atomic
+from bridge.job.manifest import Failure
 from bridge.server.queue import Job, JobQueue
 
 STATUS_VERSION = 1
@@ -40,7 +41,7 @@ def _relative(layout: ProjectLayout, path: str | None) -> str | None:
 
 
 def _finished_entry(layout: ProjectLayout, job: Job) -> dict[str, Any]:
-    error = None if job.error_code is None else {"code": job.error_code, "message": job.error_message or ""}
+    error = None if job.error_code is None else Failure(job.error_code, job.error_message or "").to_json()
     return {"job_id": job.job_id, "status": job.state, "manifest": _relative(layout, job.manifest), "error": error}
 
 

@@ -18,22 +18,18 @@ fresh id (see status.json's ``source``). Control files (REAPER's Lua scripts hav
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any
 
-from bridge.job.layout import ProjectLayout
-from bridge.job.request import MAX_REQUEST_BYTES
+from bridge.job.layout import NEW_JOB_ID, ProjectLayout
+from bridge.job.request import MAX_REQUEST_BYTES, RequestError, decode_request
 from bridge.server.queue import Job
 from bridge.server.service import Dispatcher, Origin, Outcome
 
 log = logging.getLogger(__name__)
 
-#: File names that are used as the job id (the format of ``layout.new_job_id``).
-JOB_ID_NAME = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 #: Most files handled in one poll (the rest wait for the next one).
 MAX_FILES_PER_POLL = 50
 _CONTROL_KEYS = {"version", "action", "job_id"}
@@ -100,7 +96,7 @@ class Mailbox:
     def _handle(self, path: Path) -> None:
         name = path.name
         stem = name[: -len(".json")]
-        given_id = stem if JOB_ID_NAME.match(stem) else None
+        given_id = stem if NEW_JOB_ID.match(stem) else None
         done_dest = _unique(self.done, name)  # only this thread moves files into done/
         outcome = self._read_and_dispatch(path, given_id, f"inbox/done/{done_dest.name}")
         if outcome.ok:
@@ -127,12 +123,10 @@ class Mailbox:
             return Outcome(False, "", "limit", f"the file is larger than {MAX_REQUEST_BYTES // 1024 // 1024} MB")
         raw = path.read_bytes()
         try:
-            obj = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return Outcome(False, "", "invalid_json", f"the file is not valid JSON ({exc}); write UTF-8 JSON")
-        except RecursionError:
-            return Outcome(False, "", "invalid_json", "the file's JSON is nested too deeply to be a request")
-        if isinstance(obj, dict) and "action" in obj:
+            obj = decode_request(raw, what="the file")
+        except RequestError as exc:
+            return Outcome(False, "", exc.code, str(exc))
+        if "action" in obj:
             return self._control(obj, origin, given_id)
         return self._dispatcher.generate(obj, origin, job_id=given_id)
 

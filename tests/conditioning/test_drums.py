@@ -11,7 +11,6 @@ from conditioning.drums import (
     drum_onset_frames,
     drum_role,
     drums_from_notes,
-    drums_to_json,
 )
 from conditioning.timeline import TempoMap, TempoPoint, TimeSignature
 from conditioning.types import Note
@@ -54,12 +53,3 @@ def test_onset_frames_follow_tempo_changes() -> None:
 def test_empty_selection_is_an_error() -> None:
     with pytest.raises(ValueError, match="has no notes"):
         drums_from_notes([])
-
-
-def test_json_summary() -> None:
-    pattern = drums_from_notes([_hit(36, 0), _hit(38, 1), _hit(36, 4)])
-    out = drums_to_json(pattern, TempoMap.constant(90))
-    assert out["roles"] == {"kick": 2, "snare": 1}
-    assert out["onsets"][2]["start_s"] == pytest.approx(4 * 60 / 90, abs=1e-6)
-    assert out["bars"][0]["grid"]["kick"].startswith("x...")
-    assert [b["bar"] for b in out["bars"]] == [1, 2]

@@ -68,6 +68,7 @@ def test_errors() -> None:
         key_scores(np.ones(12), "nonsense")
 
 
+@pytest.mark.slow  # reads and analyses 40 POP909 songs: about 6 s
 @pytest.mark.skipif(not (POP909 / "001" / "001.mid").is_file(), reason="POP909 dev data not present")
 def test_pop909_keys_mostly_right() -> None:
     mir_eval = pytest.importorskip("mir_eval")

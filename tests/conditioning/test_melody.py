@@ -20,7 +20,6 @@ from conditioning.melody import (
     clean_notes,
     melody_chroma,
     melody_from_notes,
-    melody_to_json,
     melody_to_raw_notes,
     notes_to_melody,
     quantize_melody,
@@ -304,21 +303,6 @@ def test_chroma_rejects_bad_arguments() -> None:
         melody_chroma(Melody(()), tm, 0.0, 4.0, 0.0)
     with pytest.raises(ValueError, match="backwards"):
         melody_chroma(Melody(()), tm, 4.0, 4.0, 50.0)
-
-
-# -- JSON ------------------------------------------------------------------------------------
-
-
-def test_melody_to_json() -> None:
-    tm = TempoMap.constant(92.0)
-    mel = Melody((Note(57, 4.0, 5.0, 90), Note(60, 0.0, 1.0, 80)), source="audio")
-    js = melody_to_json(mel, tm)
-    assert js == {
-        "notes": [
-            {"start_s": 0.0, "end_s": round(60 / 92, 4), "pitch": 60, "velocity": 80},
-            {"start_s": round(240 / 92, 4), "end_s": round(300 / 92, 4), "pitch": 57, "velocity": 90},
-        ]
-    }
 
 
 # -- end to end with basic-pitch --------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from conditioning.prompts import section_prompt
 from conditioning.timeline import Section, TempoMap
 from conditioning.types import Key
@@ -17,10 +19,17 @@ def test_prompt_composes_global_section_role_tempo_key() -> None:
 
 def test_intro_is_sparser_than_chorus_and_exact_name_wins() -> None:
     tm = TempoMap.constant(120, (6, 8))
-    intro = Section.from_bars("Intro", 1, 5, tm)
-    prompts = {"intro": "just piano", "Intro": "only pads"}
+    intro = Section.from_bars("Intro 1", 1, 5, tm)
+    prompts = {"intro": "just piano", "Intro 1": "only pads"}
     text = section_prompt("", intro, prompts, tm, None)
     assert "sparse" in text and "6/8" in text
-    assert "only pads" in text or "just piano" in text
+    assert "only pads" in text and "just piano" not in text
     verse = Section.from_bars("Verse 1", 5, 9, tm)
     assert "just piano" not in section_prompt("", verse, prompts, tm, None)
+
+
+def test_keys_differing_only_in_case_are_refused() -> None:
+    tm = TempoMap.constant(120)
+    intro = Section.from_bars("Intro", 1, 5, tm)
+    with pytest.raises(ValueError, match="'intro' and 'Intro'.*keep one"):
+        section_prompt("", intro, {"intro": "just piano", "Intro": "only pads"}, tm, None)

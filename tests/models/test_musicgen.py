@@ -19,7 +19,8 @@ from conditioning.types import Audio, Melody, Note, SectionConditioning  # noqa:
 from models.base import ModelUnavailableError  # noqa: E402
 from models.registry import build_generator, spec_for, weights_status  # noqa: E402
 
-pytestmark = pytest.mark.neural
+# debug-model generation: about 40 s for this module on one CPU, so the fast loop leaves it out
+pytestmark = [pytest.mark.neural, pytest.mark.slow]
 
 STEMS = ("drums", "bass", "keys", "lead")
 

@@ -24,6 +24,14 @@ def test_commands_register_with_handlers() -> None:
         parser.parse_args(["midi", "learn", "explode"])
 
 
+@pytest.mark.parametrize("argv", [["-v", "serve", "--project-dir", "x"], ["serve", "-v", "--project-dir", "x"]])
+def test_verbose_works_before_and_after_serve(argv: list[str]) -> None:
+    from bridge.cli.main import build_parser
+
+    assert build_parser().parse_args(argv).verbose is True
+    assert build_parser().parse_args(["serve", "--project-dir", "x"]).verbose is False
+
+
 def test_status_and_cancel_against_a_running_bridge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     project = make_project(tmp_path / "song")
     assert main(["status", "--project-dir", str(project)]) == 1

@@ -42,11 +42,11 @@ def test_rpp_parses_with_independent_parser(song: tuple[TempoMap, list[Section]]
     assert int(pts[1][4]) == 7 + 8 * 65536
     markers = project.findall("MARKER")
     assert [m[3] for m in markers if m[3]] == ["Verse 1", "Chorus 1"]
-    assert float(markers[2][2]) == pytest.approx(tm.bar_to_seconds(9))
+    assert float(markers[2][2]) == pytest.approx(tm.beat_to_seconds(tm.bar_to_beat(9)))
     tracks = project.findall("TRACK")
     assert [t.find("NAME")[1] for t in tracks] == ["SB Drums", "SB Bass"]
     chorus_item = tracks[0].findall("ITEM")[1]
-    assert float(chorus_item.find("POSITION")[1]) == pytest.approx(tm.bar_to_seconds(9))
+    assert float(chorus_item.find("POSITION")[1]) == pytest.approx(tm.beat_to_seconds(tm.bar_to_beat(9)))
     files = [s.find("FILE")[1] for s in chorus_item.findall("SOURCE")]
     assert files == ["chorus-1_drums_take1.wav", "chorus-1_drums_take2.wav"]
     with pytest.raises(FileExistsError):

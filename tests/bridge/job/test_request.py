@@ -58,6 +58,7 @@ def test_json_text_and_inline_sources(project: Path) -> None:
         (lambda r: r.update(seed=-1), "schema", "seed"),
         (lambda r: r["project"].update(sample_rate=12345), "schema", "sample_rate"),
         (lambda r: r.update(base_job="abc"), "schema", "only meaningful"),
+        (lambda r: r.update(section_prompts={"Intro": "pads", "intro ": "piano"}), "schema", "keep one"),
     ],
 )
 def test_bad_requests(project: Path, mutate, code: str, fragment: str) -> None:  # type: ignore[no-untyped-def]
@@ -92,6 +93,7 @@ def test_invalid_json() -> None:
     assert info.value.code == "invalid_json"
 
 
+@pytest.mark.slow  # 300 hypothesis documents: about 15 s
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
@@ -123,3 +125,31 @@ def test_nul_byte_in_a_path_is_a_path_error(project: Path) -> None:
     with pytest.raises(RequestError) as info:
         parse_request(base_request(project, inputs={"chords": {"midi": "chords\x00.mid"}}))
     assert info.value.code == "path"
+
+
+def test_decode_request_paths_json_and_bounds(project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    from bridge.job.request import MAX_REQUEST_BYTES, decode_request
+
+    doc = base_request(project)
+    (project / "req.json").write_text(json.dumps(doc))
+    assert decode_request("req.json", project_dir=project) == doc  # OSC may send a path
+    assert decode_request(json.dumps(doc).encode(), project_dir=project) == doc
+    assert decode_request(project / "req.json") == doc  # the CLI's file
+    deep: list[object] = [1]
+    for _ in range(40):
+        deep = [deep]
+    outside = tmp_path_factory.mktemp("elsewhere") / "req.json"
+    outside.write_text(json.dumps(doc))
+    cases = [
+        (lambda: decode_request(str(outside), project_dir=project), "path", "outside the project"),
+        (lambda: decode_request("a\0b", project_dir=project), "path", "NUL"),
+        (lambda: decode_request("req.json"), "invalid_json", "not valid JSON"),  # no project: text is JSON
+        (lambda: decode_request(b" " * (MAX_REQUEST_BYTES + 1)), "limit", "larger than"),
+        (lambda: decode_request(project / "missing.json", what="request x"), "path", "cannot read request x"),
+        (lambda: decode_request({"a": deep}), "invalid_json", "nested too deeply"),
+        (lambda: decode_request('"just text"'), "schema", "must be a JSON object"),
+    ]
+    for call, code, fragment in cases:
+        with pytest.raises(RequestError) as info:
+            call()
+        assert info.value.code == code and fragment in str(info.value), (code, str(info.value))

@@ -209,6 +209,7 @@ def test_cancel_a_running_job_within_a_second(client: OscClient, project: Path) 
     assert not (project / "stembridge" / "renders" / job).exists()
     failure = json.loads((project / "stembridge" / "outbox" / f"{job}.json").read_text())
     assert failure["status"] == "cancelled" and failure["placements"] == []
+    assert failure["sample_rate"] == 22050 and failure["tempo_map"] == [{"beat": 0.0, "bpm": 120.0, "time_signature": [4, 4]}]
 
 
 def test_cancel_of_a_job_that_ignores_it_kills_the_worker(client: OscClient, project: Path) -> None:
