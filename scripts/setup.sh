@@ -69,11 +69,11 @@ fi
 
 rm -f "$STAMP"
 echo "setup: installing stembridge with extras: ${extras[*]} (the first time takes a few minutes)"
-pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+# setuptools' editable-install notice is a UserWarning of the build backend: keep it off screen
+pip=(env PYTHONWARNINGS=ignore::UserWarning .venv/bin/python -m pip install -q --disable-pip-version-check)
 "${pip[@]}" --upgrade pip
 joined="$(IFS=,; echo "${extras[*]}")"
-# compat mode: a plain .pth path entry, without setuptools' editable-install warning block
-"${pip[@]}" -e ".[$joined]" --config-settings editable_mode=compat
+"${pip[@]}" -e ".[$joined]"
 # basic-pitch without its pinned tensorflow: its ONNX model runs on onnxruntime (melody extra).
 "${pip[@]}" --no-deps "basic-pitch==0.4.0"
 if [[ " ${extras[*]} " == *" neural "* ]] && [ -f requirements-nodeps.txt ]; then

@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the example session in examples/")
     p.add_argument("--out", default=str(Path.home() / "stembridge-demo"), help="project folder to create/use")
-    p.add_argument("--examples", default=str(Path(__file__).resolve().parent.parent / "examples"),
+    p.add_argument("--examples", default=str(Path(__file__).resolve().parents[2] / "examples"),
                    help="folder holding session.toml and its material")
     p.add_argument("--model", help="generator to use instead of the session's")
     p.add_argument("--model-path", help="local folder with the model's weights (neural models)")
