@@ -71,22 +71,22 @@ def _locate(source: str) -> tuple[Path | None, str]:
             which is looked up in the local HuggingFace cache only.
 
     Returns:
-        (folder, detail): the folder (None when the weights are not here) and a line saying
-        where they are or how to get them.
+        (folder, detail): the folder (None when the weights are not here) and a short line
+        saying where they are or what is missing (:func:`_hint` says how to get them).
     """
     folder = Path(source).expanduser()
     if folder.is_dir():
         names = {p.name for p in folder.iterdir()}
         if "config.json" in names and names & set(_WEIGHT_FILES):
             return folder, f"model folder {folder}"
-        return None, f"{folder} has no config.json and model weights; {_hint(source)}"
+        return None, f"{folder} has no config.json and model weights"
     if folder.is_absolute() or source.startswith((".", "~")) or source.count("/") != 1:
-        return None, f"model folder {folder} does not exist; {_hint(source)}"
+        return None, f"model folder {folder} does not exist"
     from huggingface_hub import try_to_load_from_cache
 
     config = try_to_load_from_cache(source, "config.json")
     if not isinstance(config, str):
-        return None, f"{source} is not downloaded; {_hint(source)}"
+        return None, f"{source} is not downloaded"
     for name in _WEIGHT_FILES:
         found = try_to_load_from_cache(source, name)
         if not isinstance(found, str):
@@ -94,17 +94,18 @@ def _locate(source: str) -> tuple[Path | None, str]:
         if name.endswith(".index.json"):
             shards = set(json.loads(Path(found).read_text())["weight_map"].values())
             if not all(isinstance(try_to_load_from_cache(source, s), str) for s in shards):
-                return None, f"{source} is only partly downloaded; {_hint(source)}"
+                return None, f"{source} is only partly downloaded"
         snapshot = Path(found).parent
         return snapshot, f"{source} in the HuggingFace cache ({snapshot})"
-    return None, f"{source} has a config but no weights in the cache; {_hint(source)}"
+    return None, f"{source} has a config but no weights in the cache"
 
 
 def weights_present(source: str) -> tuple[bool, str]:
     """Whether MusicGen weights for ``source`` (hub id or folder) are on this machine.
 
     Returns:
-        (present, detail) without any network access.
+        (present, detail) without any network access; the detail is one short line for
+        ``stembridge models`` (where the weights are, or what is missing).
     """
     folder, detail = _locate(source)
     return folder is not None, detail
@@ -209,7 +210,7 @@ def load_pretrained(source: str, *, device: str | None = None, dtype: str | None
     # fail at once with one message instead of minutes of hub retries and repeated warnings.
     folder, detail = _locate(source)
     if folder is None:
-        raise ModelUnavailableError(detail)
+        raise ModelUnavailableError(f"{detail}; {_hint(source)}")
     dev = pick_device(device)
     try:
         config = AutoConfig.from_pretrained(folder, local_files_only=True)

@@ -48,8 +48,8 @@ def _cached_bag(name: str = "htdemucs") -> tuple[list[Path] | None, str]:
     """The cached files of the pretrained Demucs bag ``name``, found without network access.
 
     Returns:
-        (files, detail): the bag's yaml followed by its safetensors files, or None with a line
-        saying what is missing and how to get it.
+        (files, detail): the bag's yaml followed by its safetensors files, or None; the detail
+        is one short line saying where they are or what is missing.
     """
     from huggingface_hub import try_to_load_from_cache
 
@@ -62,7 +62,7 @@ def _cached_bag(name: str = "htdemucs") -> tuple[list[Path] | None, str]:
         repo = f"adefossez/Demucs-{name}"
     bag_file = try_to_load_from_cache(repo, f"{name}.yaml")
     if not isinstance(bag_file, str):
-        return None, f"Demucs {name} weights are not downloaded; {_FETCH_HINT}"
+        return None, f"Demucs {name} ({repo}) is not downloaded"
     import yaml
 
     with open(bag_file, encoding="utf-8") as fh:
@@ -71,7 +71,7 @@ def _cached_bag(name: str = "htdemucs") -> tuple[list[Path] | None, str]:
     for sig in signatures:
         found = try_to_load_from_cache(repo, f"{sig}.safetensors")
         if not isinstance(found, str):
-            return None, f"Demucs {name} weights are only partly downloaded ({sig} is missing); {_FETCH_HINT}"
+            return None, f"Demucs {name} ({repo}) is only partly downloaded ({sig} is missing)"
         files.append(Path(found))
     return files, f"Demucs {name} in the HuggingFace cache ({Path(bag_file).parent})"
 
@@ -112,7 +112,7 @@ def _pretrained_model(name: str, path: str | None) -> Any:
     # the HuggingFace cache only: missing weights fail at once instead of retrying the hub
     files, detail = _cached_bag(name)
     if files is None:
-        raise ModelUnavailableError(detail)
+        raise ModelUnavailableError(f"{detail}; {_FETCH_HINT}")
     import yaml
     from demucs.apply import BagOfModels
     from demucs.hf import load_safetensors_model
