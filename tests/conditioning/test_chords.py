@@ -163,7 +163,7 @@ def test_chords_to_json_with_tempo_change() -> None:
     tm = TempoMap([TempoPoint(0.0, 120.0), TempoPoint(4.0, 60.0)])
     prog = chords_from_symbols([["A:min", 0, 4], ["F:maj", 4, 8]])
     doc = chords_to_json(prog, tm)
-    assert doc["key"] is None
+    assert doc["key"] == "A minor"  # estimated from the symbols themselves
     assert doc["tempo_bpm"] == 120.0
     assert doc["chords"] == [
         {"start_s": 0.0, "end_s": 2.0, "start_beat": 0.0, "end_beat": 4.0, "label": "A:min"},
@@ -218,3 +218,17 @@ def _song_majmin(num: int) -> float:
 @pytest.mark.skipif(not (POP909 / "045" / "045.mid").is_file(), reason="POP909 dev data not present")
 def test_pop909_held_out_song_majmin() -> None:
     assert _song_majmin(45) >= 0.85
+
+
+@pytest.mark.parametrize(
+    ("symbols", "key"),
+    [
+        ([["D:min7", 0, 4], ["G:7", 4, 8], ["C:maj7", 8, 16]], "C major"),
+        ([["A:min", 0, 4], ["D:min", 4, 8], ["E:7", 8, 12], ["A:min", 12, 16]], "A minor"),
+        ([["E:maj", 0, 4], ["B:maj", 4, 8], ["C#:min", 8, 12], ["A:maj", 12, 16]], "E major"),
+        ([["N", 0, 4]], None),
+    ],
+)
+def test_key_is_estimated_from_chord_symbols(symbols: list[list[object]], key: str | None) -> None:
+    prog = chords_from_symbols(symbols)
+    assert (prog.key.name if prog.key is not None else None) == key

@@ -87,4 +87,4 @@ def test_inline_notes_and_chords(project: Path, capsys: pytest.CaptureFixture[st
     m = _generate(project, "inline-notes-and-chords.json", capsys)
     assert [s["role"] for s in m["sections"]] == ["intro", "outro"]
     assert len(m["placements"]) == 8
-    assert m["key"] is not None
+    assert m["key"] == "C major"  # estimated from the chord symbols (ii-V-I-vi in C)
