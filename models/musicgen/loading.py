@@ -195,6 +195,12 @@ def load_pretrained(source: str, *, device: str | None = None, dtype: str | None
     Raises:
         ModelUnavailableError: the weights are not here (the message says how to get them).
     """
+    # Only local files: a hub id is looked up in the HuggingFace cache first (before torch and
+    # transformers are even imported), so missing weights fail at once with one message instead
+    # of minutes of hub retries and repeated warnings.
+    folder, detail = _locate(source)
+    if folder is None:
+        raise ModelUnavailableError(f"{detail}; {_hint(source)}")
     from transformers import (
         AutoConfig,
         AutoTokenizer,
@@ -206,11 +212,6 @@ def load_pretrained(source: str, *, device: str | None = None, dtype: str | None
         "musicgen": MusicgenForConditionalGeneration,
         "musicgen_melody": MusicgenMelodyForConditionalGeneration,
     }
-    # Only local files: a hub id is looked up in the HuggingFace cache first, so missing weights
-    # fail at once with one message instead of minutes of hub retries and repeated warnings.
-    folder, detail = _locate(source)
-    if folder is None:
-        raise ModelUnavailableError(f"{detail}; {_hint(source)}")
     dev = pick_device(device)
     try:
         config = AutoConfig.from_pretrained(folder, local_files_only=True)
