@@ -68,16 +68,17 @@ def models_json(rows: list[ModelRow]) -> str:
 
 def print_models(rows: list[ModelRow], console: Any) -> None:
     """Print the table, then the how-to once, on a rich ``console``."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="stembridge generators", title_justify="left")
     for col in ("model", "ready", "what is missing / where the weights are", "what it is"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r.name, "yes" if r.ready else "no", r.detail, r.description)
+        table.add_row(escape(r.name), "yes" if r.ready else "no", escape(r.detail), escape(r.description))
     console.print(table)
     lines = how_to(rows)
     if lines:
         console.print("To make a model ready:")
         for line in lines:
-            console.print(f"  {line}")
+            console.print(f"  {escape(line)}")

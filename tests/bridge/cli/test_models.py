@@ -27,6 +27,7 @@ def test_missing_packages_are_one_row_each_and_one_how_to(
     for name in registry.MODELS:
         assert out.count(f" {name} ") == 1, name
     assert out.count("packages: bash scripts/setup.sh --neural") == 1
+    assert "stembridge[neural]" in out  # printed as written, not eaten as console markup
     assert "separator_path" not in out
     assert main(["models", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
