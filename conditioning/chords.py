@@ -24,12 +24,18 @@ from typing import Any
 
 import numpy as np
 
-from conditioning.harte import NO_CHORD, QUALITY_INTERVALS, format_harte, parse_harte
+from conditioning.harte import (
+    NO_CHORD,
+    QUALITY_INTERVALS,
+    format_harte,
+    label_pitch_classes,
+    parse_harte,
+)
 from conditioning.key import estimate_key
 from conditioning.roles import name_has_role
 from conditioning.score import MidiFile
 from conditioning.timeline import TempoMap
-from conditioning.types import ChordProgression, ChordSpan, Note
+from conditioning.types import ChordProgression, ChordSpan, Key, Note
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +290,24 @@ def chords_from_symbols(symbols: Sequence[Sequence[Any]]) -> ChordProgression:
                 f"chord symbols {a.label} (beats {a.start_beat:g}-{a.end_beat:g}) and {b.label} "
                 f"(beats {b.start_beat:g}-{b.end_beat:g}) overlap; end one where the next starts"
             )
-    return ChordProgression(tuple(spans), None)
+    prog = ChordProgression(tuple(spans), None)
+    return ChordProgression(prog.spans, symbols_key(prog))
+
+
+def symbols_key(prog: ChordProgression) -> Key | None:
+    """The key of a progression known only by its labels: chord tones weighted by duration
+    (roots twice), plus the tonic-triad evidence of :func:`estimate_key`. None for only "N"."""
+    chroma = np.zeros(12)
+    for span in prog.spans:
+        length = span.end_beat - span.start_beat
+        chord = parse_harte(span.label)
+        for pc in label_pitch_classes(span.label):
+            chroma[pc] += length
+        if chord.root is not None:
+            chroma[chord.root] += length
+    if not np.any(chroma > 0):
+        return None
+    return estimate_key(chroma, chords=prog)
 
 
 def apply_sustain(

@@ -117,7 +117,10 @@ def build_generator(name: str, **options: Any) -> Generator:
 
 
 # -- MusicGen (neural; torch + transformers, Demucs for stems) ---------------------------------
-_MUSICGEN_HINT = "pip install stembridge[neural] (torch, transformers) and demucs --no-deps with einops julius"
+_MUSICGEN_HINT = (
+    "bash scripts/setup.sh --neural (or pip install 'stembridge[neural]' and "
+    "pip install --no-deps -r requirements-nodeps.txt for demucs)"
+)
 for _size in ("small", "medium", "large"):
     register(
         ModelSpec(

@@ -33,6 +33,14 @@ logger = logging.getLogger(__name__)
 #: MIDI channel (0-based) of General MIDI drums: channel 10.
 DRUM_CHANNEL = 9
 _MELODIC_CHANNEL = 0
+#: Channel that plays the notes a SoundFont leaves silent for a part's program (see SOUNDFONT_GAPS).
+_STAND_IN_CHANNEL = 1
+#: Pitches the default SoundFont (TimGM6mb) has no sample for, by General MIDI program, with the
+#: program of the same family that plays them instead. Found by rendering every pitch of every
+#: lead program; ``tests/models/test_render.py`` checks the table against the SoundFont.
+SOUNDFONT_GAPS: dict[int, tuple[frozenset[int], int]] = {
+    65: (frozenset({64}), 66),  # alto sax has no E4: the tenor sax plays it
+}
 #: Bank holding General MIDI drum kits in a GM SoundFont.
 DRUM_BANK = 128
 #: Seconds a drum hit rings before its note-off, by General MIDI drum pitch (others: 0.4 s).
@@ -239,6 +247,12 @@ class FluidRenderer:
         finally:
             voice.close()
 
+    def _gaps(self, part: Part) -> tuple[frozenset[int], int]:
+        """Pitches of ``part`` the SoundFont leaves silent, and the program that plays them."""
+        if part.drums or part.program not in SOUNDFONT_GAPS or self.soundfont != default_soundfont():
+            return frozenset(), part.program
+        return SOUNDFONT_GAPS[part.program]
+
     def close(self) -> None:
         """Unload the SoundFont (it is loaded again on the next render)."""
         with self._lock:
@@ -265,9 +279,15 @@ class FluidRenderer:
         origin = tempo_map.beat_to_samples(start_beat, sample_rate)
         total = tempo_map.beat_to_samples(end_beat, sample_rate) - origin
         notes = _drum_rings(part.notes, tempo_map) if part.drums else part.notes
-        events = _events(notes, tempo_map, start_beat, end_beat, sample_rate, origin, total)
-        buf = np.zeros((total, 2), dtype=np.float32)
         chan = DRUM_CHANNEL if part.drums else _MELODIC_CHANNEL
+        gaps, stand_in = self._gaps(part)
+        events = [(*e, chan) for e in _events(
+            [n for n in notes if n.pitch not in gaps], tempo_map, start_beat, end_beat, sample_rate, origin, total)]
+        if gaps:
+            events += [(*e, _STAND_IN_CHANNEL) for e in _events(
+                [n for n in notes if n.pitch in gaps], tempo_map, start_beat, end_beat, sample_rate, origin, total)]
+            events.sort(key=lambda e: (e[0], e[1]))
+        buf = np.zeros((total, 2), dtype=np.float32)
         with self._voice(sample_rate) as voice:
             synth = voice.synth
             if part.drums:
@@ -278,15 +298,17 @@ class FluidRenderer:
                 synth.program_select(chan, voice.sfid, DRUM_BANK, kit)
             else:
                 synth.program_select(chan, voice.sfid, 0, part.program)
+                if gaps:
+                    synth.program_select(_STAND_IN_CHANNEL, voice.sfid, 0, stand_in)
             cursor = 0
-            for pos, on, pitch, vel in events:
+            for pos, on, pitch, vel, ch in events:
                 if pos > cursor:
                     voice.write(buf[cursor:pos])
                     cursor = pos
                 if on:
-                    synth.noteon(chan, pitch, vel)
+                    synth.noteon(ch, pitch, vel)
                 else:
-                    synth.noteoff(chan, pitch)
+                    synth.noteoff(ch, pitch)
             voice.write(buf[cursor:total])
         samples = np.ascontiguousarray(buf.T)
         fade = min(total, int(self.fade_s * sample_rate))

@@ -134,25 +134,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """``stembridge models``: list generators and whether they can run here."""
-    from models.registry import MODELS, missing_requirements, weights_status
+    from bridge.cli.models import model_rows, models_json, print_models
 
-    rows: list[dict[str, Any]] = []
-    for name, spec in sorted(MODELS.items()):
-        missing = missing_requirements(name)
-        present, detail = weights_status(name) if not missing else (False, f"missing: {', '.join(missing)}")
-        rows.append({"name": name, "ready": bool(not missing and present), "detail": str(detail),
-                     "description": spec.description})
+    rows = model_rows()
     if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    from rich.table import Table
-
-    table = Table(title="stembridge generators")
-    for col in ("model", "ready", "weights / packages", "what it is"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(str(r["name"]), "yes" if r["ready"] else "no", str(r["detail"]), str(r["description"]))
-    _console().print(table)
+        print(models_json(rows))
+    else:
+        print_models(rows, _console())
     return 0
 
 

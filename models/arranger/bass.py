@@ -117,6 +117,7 @@ def bass_part(
             continue
         for b, role in _onsets(bar, rhythm, kicks, shape.energy, rng):
             onsets.setdefault(round(b, 6), role)
+        onsets.setdefault(round(bar.start, 6), "root")  # the bass always speaks on the bar line
     for ev in chords:  # the bass always moves with the chords
         if start - 1e-6 <= ev.start < end and not any(abs(ev.start - b) < 0.05 for b in onsets):
             onsets[round(ev.start, 6)] = "root"

@@ -23,6 +23,8 @@ TOMS = (50, 48, 47, 45, 43, 41)
 CYMBALS = frozenset({CRASH, 52, 55, 57, RIDE, 53, 59, OPEN})
 KICKS = frozenset({35, 36})
 _TIME_KEEPERS = frozenset({HAT, PEDAL, OPEN, RIDE, 53, 59, SHAKER, TAMB, 69, 82})
+#: General MIDI brush kit (program 41 in GM2/GS terms: preset 40 of bank 128 in a SoundFont).
+BRUSH_KIT = 40
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,11 @@ GROOVES: dict[str, Groove] = {
 }
 
 
+#: Grooves defined by an empty "one": their bar lines are carried by the bass (always on 1),
+#: the accented hi-hat and the crash at the section start instead of a kick.
+_NO_KICK_ON_ONE = frozenset({_groove_onedrop})
+
+
 def _fill(bar: Bar, kind: int, e: float, rng: np.random.Generator) -> tuple[float, Hits]:
     """A fill over the bar's last pulses; returns (fill start beat, hits)."""
     pulses = bar.pulses[-2:] if (e > 0.6 and len(bar.pulses) > 2) else bar.pulses[-1:]
@@ -311,12 +318,23 @@ def drum_part(
             bar_hits.append((bar.pulses[-1].offbeat, OPEN, 75))
         if last and shape.ending and not fill:
             bar_hits = [(bar.start, CRASH, 110), (bar.start, KICK, 110)]
+        if (shape.drums != "minimal" and groove not in _NO_KICK_ON_ONE
+                and not any(p in KICKS and abs(b - bar.start) < 1e-6 for b, p, _ in bar_hits)):
+            bar_hits.append((bar.start, KICK, 92))  # every bar line is heard: a kick on 1
         hits += bar_hits
-    if shape.crash:
-        hits.append((bars[0].start, CRASH, 112))
-        if not any(abs(b - bars[0].start) < 1e-6 and p in KICKS for b, p, _ in hits):
-            hits.append((bars[0].start, KICK, 105))
+    if shape.drums != "minimal":
+        # a crash marks where the section starts (loudest where the role asks for it)
+        hits.insert(0, (bars[0].start, CRASH, 112 if shape.crash else 88))
+    if style.drum_kit == BRUSH_KIT:
+        # brushes sweep the snare where sticks would play the hi-hat
+        hits = [(b, SNARE, v * 0.6) if p in (HAT, PEDAL) else (b, p, v) for b, p, v in hits]
     return _to_notes(hits, bars, style, shape, rng, end)
+
+
+def on_pulses_only(notes: Sequence[Note], bars: Sequence[Bar]) -> list[Note]:
+    """The notes of a drum part that start on a pulse (a sparse version of the part)."""
+    starts = [p.start for bar in bars for p in bar.pulses]
+    return [n for n in notes if any(abs(n.start_beat - s) < 1e-6 for s in starts)]
 
 
 def _to_notes(hits: Hits, bars: Sequence[Bar], style: Style, shape: Shape, rng: np.random.Generator, end: float) -> list[Note]:

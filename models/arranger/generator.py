@@ -5,22 +5,32 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from conditioning.prompts import ROLE_CHARACTER
 from conditioning.types import Key, Note, SectionConditioning
 from models.base import Generation, GenerationContext, Generator
 from models.render import FluidRenderer, Part, shared_renderer
 
 from .bass import bass_part
-from .drums import drum_part, kick_onsets
+from .drums import drum_part, kick_onsets, on_pulses_only
 from .grid import Bar, section_bars
 from .harmony import ChordEvent, section_chords
 from .keys import keys_part
 from .lead import improvise, place_melody
-from .style import Shape, Style, shape_for_role, style_from_prompt
+from .style import (
+    FADE_END,
+    Dynamics,
+    Shape,
+    Style,
+    clamp_velocity,
+    dynamics_from_prompt,
+    shape_for_role,
+    style_from_prompt,
+)
 
 #: Stems the arranger can play, in the order they are arranged.
 SUPPORTED_STEMS: tuple[str, ...] = ("drums", "bass", "keys", "lead")
@@ -88,6 +98,11 @@ def arrange(
     sec = conditioning.section
     style = style_from_prompt(conditioning.prompt)
     shape = shape_for_role(sec.role)
+    # dynamics come from the musician's words, not from the role description the prompt carries
+    character = ROLE_CHARACTER.get(sec.role, "")
+    dynamics = dynamics_from_prompt(conditioning.prompt.replace(character, "") if character else conditioning.prompt)
+    if dynamics.sparse:
+        shape = replace(shape, energy=min(shape.energy, 0.35), keys_sustain=True, lead_density=shape.lead_density / 2)
     bars = section_bars(conditioning.tempo_map, sec.start_beat, sec.end_beat)
     melody = conditioning.melody.in_range(sec.start_beat, sec.end_beat) if conditioning.melody else ()
     chords, key = section_chords(conditioning.chords, bars, melody, conditioning.key, int(rng.integers(0, 3)))
@@ -97,6 +112,8 @@ def arrange(
     wanted = set(conditioning.stems)
     parts: dict[str, tuple[Note, ...]] = {}
     drums = drum_part(bars, style, shape, streams["drums"], given=conditioning.drums, fill=fill)
+    if dynamics.sparse:
+        drums = on_pulses_only(drums, bars)
     steps = [s for s in SUPPORTED_STEMS if s in wanted]
     done = 0
 
@@ -122,6 +139,7 @@ def arrange(
             lead = improvise(bars, chords, key, style, shape, streams["lead"])
         parts["lead"] = tuple(lead)
         report("lead")
+    parts = {stem: apply_dynamics(notes, dynamics, sec.start_beat, sec.end_beat) for stem, notes in parts.items()}
     programs = {"drums": style.drum_kit, "bass": style.bass_program, "keys": style.keys_program, "lead": style.lead_program}
     return Arrangement(
         style=style,
@@ -132,6 +150,20 @@ def arrange(
         parts={s: parts[s] for s in conditioning.stems},
         programs={s: programs[s] for s in conditioning.stems},
     )
+
+
+def apply_dynamics(notes: tuple[Note, ...], dynamics: Dynamics, start: float, end: float) -> tuple[Note, ...]:
+    """Scale the velocities of ``notes`` as ``dynamics`` asks (a fade falls from ``start`` to
+    ``end`` beats); unchanged when nothing is asked."""
+    if dynamics.velocity == 1.0 and not dynamics.fade:
+        return notes
+    span = max(end - start, 1e-9)
+
+    def scale(beat: float) -> float:
+        fade = 1.0 - (1.0 - FADE_END) * (beat - start) / span if dynamics.fade else 1.0
+        return dynamics.velocity * fade
+
+    return tuple(replace(n, velocity=clamp_velocity(n.velocity * scale(n.start_beat))) for n in notes)
 
 
 class ArrangerGenerator(Generator):

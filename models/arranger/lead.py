@@ -28,7 +28,7 @@ LEAD_RANGES: dict[int, tuple[int, int]] = {
     68: (58, 89),  # oboe
     71: (50, 89),  # clarinet
     73: (60, 93),  # flute
-    78: (72, 96),  # whistle
+    78: (60, 78),  # whistle (TimGM6mb's whistle is silent above F#5)
     80: (55, 91),  # square lead
     81: (55, 91),  # saw lead
 }

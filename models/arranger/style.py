@@ -173,6 +173,72 @@ def style_from_prompt(prompt: str) -> Style:
     )
 
 
+#: Dynamics words (regular expressions) -> what they do; see :class:`Dynamics`.
+_DYNAMICS_WORDS: tuple[tuple[str, str], ...] = (
+    (r"fad(?:e|es|ed|ing)(?: out)?|fade[\s-]?out", "fade"),
+    (r"sparse(?:r)?|minimal|stripped(?:[\s-]down)?", "sparse"),
+    (r"soft(?:er|ly)?(?! pad)|quiet(?:er)?|gentle|gently", "soft"),
+    (r"loud(?:er)?|more energy|energetic|powerful", "loud"),
+)
+
+
+@dataclass(frozen=True)
+class Dynamics:
+    """How loud and how busy the musician's words ask a section to be.
+
+    Attributes:
+        velocity: scale for the velocity of every part, the musician's drum track included.
+        fade: velocities fall linearly over the section to :data:`FADE_END` of their value.
+        sparse: drums keep only the hits on the pulses, keys hold their chords, the lead plays
+            half as many notes.
+    """
+
+    velocity: float = 1.0
+    fade: bool = False
+    sparse: bool = False
+
+
+#: Fraction of its velocity a note keeps at the end of a fading section.
+FADE_END = 0.35
+_SOFT, _LOUD = 0.72, 1.15
+
+
+def dynamics_from_prompt(prompt: str) -> Dynamics:
+    """The :class:`Dynamics` the words of ``prompt`` ask for ("fading, sparse", "soft", "loud")."""
+    text = prompt.lower()
+    found = {what for pattern, what in _DYNAMICS_WORDS if re.search(_whole_word(pattern, ""), text)}
+    velocity = (_SOFT if "soft" in found else 1.0) * (_LOUD if "loud" in found else 1.0)
+    return Dynamics(velocity=velocity, fade="fade" in found, sparse="sparse" in found)
+
+
+#: Every word the arranger understands, by what it changes; the README lists them and a test
+#: renders each one against a prompt without it. Each pattern of the word tables above is
+#: represented by at least one word here.
+PROMPT_WORDS: dict[str, tuple[str, ...]] = {
+    "genre": (
+        "lo-fi", "chillhop", "hip hop", "boom bap", "trap", "rap", "funk", "rock", "punk", "grunge",
+        "metal", "jazz", "swing", "bebop", "big band", "techno", "edm", "trance", "house", "dance",
+        "disco", "country", "bluegrass", "folk", "train beat", "reggae", "dub", "ska", "one drop",
+        "bossa nova", "samba", "latin", "salsa", "cumbia", "ballad", "slow", "r&b", "soul",
+        "neo-soul", "ambient", "cinematic", "pop",
+    ),
+    "keys": (
+        "rhodes", "electric piano", "wurlitzer", "clavinet", "vibraphone", "hammond", "organ",
+        "accordion", "nylon", "acoustic guitar", "guitar", "strings", "orchestra", "choir",
+        "synth pad", "pad", "harp", "piano", "grand",
+    ),
+    "lead": (
+        "tenor sax", "sax", "trumpet", "horns", "trombone", "flute", "clarinet", "oboe", "whistle",
+        "harmonica", "violin", "fiddle", "cello", "lead guitar", "guitar solo", "square lead",
+        "chiptune", "8-bit", "synth lead", "synth", "vocal", "voice", "ooh",
+    ),
+    "bass": ("upright", "double bass", "acoustic bass", "synth bass", "808", "fretless", "slap", "picked bass"),
+    "drum kit": ("brushes", "drum machine", "electronic drums"),
+    "dynamics": ("fading", "fade out", "sparse", "minimal", "stripped down", "soft", "quiet", "gentle",
+                 "loud", "more energy", "energetic", "powerful"),
+}
+
+
 @dataclass(frozen=True)
 class Shape:
     """How a section role shapes the arrangement.

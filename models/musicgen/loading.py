@@ -1,7 +1,8 @@
 """Load MusicGen models: from a hub id or a local directory, or the in-memory debug models.
 
-Weight checks (:func:`small_weights` etc.) look only at the local HuggingFace cache or the
-given directory and never touch the network; they are the ``ModelSpec.weights`` hooks.
+Weight checks (:func:`small_weights` etc.) and loading look only at the local HuggingFace cache
+or the given directory and never touch the network: weights are fetched beforehand with
+``huggingface-cli download``. The checks are the ``ModelSpec.weights`` hooks.
 """
 
 from __future__ import annotations
@@ -62,23 +63,30 @@ def _hint(source: str) -> str:
     )
 
 
-def weights_present(source: str) -> tuple[bool, str]:
-    """Whether MusicGen weights for ``source`` (hub id or folder) are on this machine.
+def _locate(source: str) -> tuple[Path | None, str]:
+    """The local folder holding ``source``'s files, looked up without any network access.
+
+    Args:
+        source: a folder saved by ``save_pretrained`` or a hub id ("facebook/musicgen-small"),
+            which is looked up in the local HuggingFace cache only.
 
     Returns:
-        (present, detail) without any network access.
+        (folder, detail): the folder (None when the weights are not here) and a short line
+        saying where they are or what is missing (:func:`_hint` says how to get them).
     """
     folder = Path(source).expanduser()
     if folder.is_dir():
         names = {p.name for p in folder.iterdir()}
         if "config.json" in names and names & set(_WEIGHT_FILES):
-            return True, f"model folder {folder}"
-        return False, f"{folder} has no config.json and model weights; {_hint(source)}"
+            return folder, f"model folder {folder}"
+        return None, f"{folder} has no config.json and model weights"
+    if folder.is_absolute() or source.startswith((".", "~")) or source.count("/") != 1:
+        return None, f"model folder {folder} does not exist"
     from huggingface_hub import try_to_load_from_cache
 
     config = try_to_load_from_cache(source, "config.json")
     if not isinstance(config, str):
-        return False, f"{source} is not downloaded; {_hint(source)}"
+        return None, f"{source} is not downloaded"
     for name in _WEIGHT_FILES:
         found = try_to_load_from_cache(source, name)
         if not isinstance(found, str):
@@ -86,9 +94,21 @@ def weights_present(source: str) -> tuple[bool, str]:
         if name.endswith(".index.json"):
             shards = set(json.loads(Path(found).read_text())["weight_map"].values())
             if not all(isinstance(try_to_load_from_cache(source, s), str) for s in shards):
-                return False, f"{source} is only partly downloaded; {_hint(source)}"
-        return True, f"{source} in the HuggingFace cache ({Path(found).parent})"
-    return False, f"{source} has a config but no weights in the cache; {_hint(source)}"
+                return None, f"{source} is only partly downloaded"
+        snapshot = Path(found).parent
+        return snapshot, f"{source} in the HuggingFace cache ({snapshot})"
+    return None, f"{source} has a config but no weights in the cache"
+
+
+def weights_present(source: str) -> tuple[bool, str]:
+    """Whether MusicGen weights for ``source`` (hub id or folder) are on this machine.
+
+    Returns:
+        (present, detail) without any network access; the detail is one short line for
+        ``stembridge models`` (where the weights are, or what is missing).
+    """
+    folder, detail = _locate(source)
+    return folder is not None, detail
 
 
 def _with_separator(lm: tuple[bool, str]) -> tuple[bool, str]:
@@ -175,6 +195,12 @@ def load_pretrained(source: str, *, device: str | None = None, dtype: str | None
     Raises:
         ModelUnavailableError: the weights are not here (the message says how to get them).
     """
+    # Only local files: a hub id is looked up in the HuggingFace cache first (before torch and
+    # transformers are even imported), so missing weights fail at once with one message instead
+    # of minutes of hub retries and repeated warnings.
+    folder, detail = _locate(source)
+    if folder is None:
+        raise ModelUnavailableError(f"{detail}; {_hint(source)}")
     from transformers import (
         AutoConfig,
         AutoTokenizer,
@@ -186,22 +212,17 @@ def load_pretrained(source: str, *, device: str | None = None, dtype: str | None
         "musicgen": MusicgenForConditionalGeneration,
         "musicgen_melody": MusicgenMelodyForConditionalGeneration,
     }
-    folder = Path(source).expanduser()
-    if folder.is_dir() and not weights_present(source)[0]:
-        raise ModelUnavailableError(weights_present(source)[1])
-    if not folder.is_dir() and (folder.is_absolute() or source.startswith((".", "~"))):
-        raise ModelUnavailableError(f"model folder {folder} does not exist; {_hint(source)}")
     dev = pick_device(device)
     try:
-        config = AutoConfig.from_pretrained(source)
+        config = AutoConfig.from_pretrained(folder, local_files_only=True)
         cls = classes.get(config.model_type)
         if cls is None:
             raise ModelUnavailableError(
                 f"{source} holds a {config.model_type!r} model, not MusicGen or MusicGen-melody"
             )
-        model = cls.from_pretrained(source, dtype=pick_dtype(dev, dtype))
-        tokenizer = AutoTokenizer.from_pretrained(source)
-    except (OSError, ValueError) as exc:  # hub offline / missing files surface as OSError/ValueError
+        model = cls.from_pretrained(folder, dtype=pick_dtype(dev, dtype), local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError) as exc:  # missing or broken files surface as OSError/ValueError
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelUnavailableError(
             f"MusicGen weights {source!r} could not be loaded here ({reason}); {_hint(source)}"

@@ -1,7 +1,8 @@
 """Demucs source separation (htdemucs) behind a small interface.
 
-The real model is the pretrained ``htdemucs`` bag, loaded from the HuggingFace hub cache
-(``adefossez/HTDemucs``, as demucs 4.1 does) or from a local demucs model repository directory.
+The real model is the pretrained ``htdemucs`` bag, loaded from the local HuggingFace cache only
+(``adefossez/HTDemucs``, the files demucs 4.1 downloads; never the network) or from a local demucs
+model repository directory.
 ``demucs-debug`` is a tiny random-weight HTDemucs built in memory for tests. torch and demucs are
 imported inside the functions only.
 """
@@ -24,11 +25,9 @@ log = logging.getLogger(__name__)
 
 HF_REPO = "adefossez/HTDemucs"
 DEBUG_NAME = "demucs-debug"
-_FETCH_HINT = (
-    "run `python -c \"from demucs.hf import get_hf_model; get_hf_model('htdemucs')\"` (or "
-    "`huggingface-cli download adefossez/HTDemucs`) on a machine with internet, or pass a local "
-    "demucs model folder (with htdemucs.yaml) as separator_path"
-)
+#: The one way the Demucs weights are named in messages, ``stembridge models`` and the README.
+DOWNLOAD_COMMAND = "huggingface-cli download adefossez/HTDemucs"
+_FETCH_HINT = f"run `{DOWNLOAD_COMMAND}` on a machine with internet (it fills the HuggingFace cache)"
 
 
 def pick_device(device: str | None = None) -> str:
@@ -45,14 +44,42 @@ def pick_device(device: str | None = None) -> str:
     return "cpu"
 
 
-def htdemucs_weights() -> tuple[bool, str]:
-    """Whether the pretrained htdemucs files are in the HuggingFace cache (no network)."""
+def _cached_bag(name: str = "htdemucs") -> tuple[list[Path] | None, str]:
+    """The cached files of the pretrained Demucs bag ``name``, found without network access.
+
+    Returns:
+        (files, detail): the bag's yaml followed by its safetensors files, or None; the detail
+        is one short line saying where they are or what is missing.
+    """
     from huggingface_hub import try_to_load_from_cache
 
-    found = try_to_load_from_cache(HF_REPO, "htdemucs.yaml")
-    if isinstance(found, str):
-        return True, f"htdemucs in the HuggingFace cache ({Path(found).parent})"
-    return False, f"htdemucs weights are not downloaded; {_FETCH_HINT}"
+    # demucs' naming of its hub repositories: htdemucs -> HTDemucs, htdemucs_ft -> HTDemucs-ft
+    if name == "htdemucs":
+        repo = HF_REPO
+    elif name.startswith("htdemucs_"):
+        repo = f"{HF_REPO}-{name.removeprefix('htdemucs_')}"
+    else:
+        repo = f"adefossez/Demucs-{name}"
+    bag_file = try_to_load_from_cache(repo, f"{name}.yaml")
+    if not isinstance(bag_file, str):
+        return None, f"Demucs {name} ({repo}) is not downloaded"
+    import yaml
+
+    with open(bag_file, encoding="utf-8") as fh:
+        signatures = list(yaml.safe_load(fh).get("models", []))
+    files = [Path(bag_file)]
+    for sig in signatures:
+        found = try_to_load_from_cache(repo, f"{sig}.safetensors")
+        if not isinstance(found, str):
+            return None, f"Demucs {name} ({repo}) is only partly downloaded ({sig} is missing)"
+        files.append(Path(found))
+    return files, f"Demucs {name} in the HuggingFace cache ({Path(bag_file).parent})"
+
+
+def htdemucs_weights() -> tuple[bool, str]:
+    """Whether the pretrained htdemucs files are in the HuggingFace cache (no network)."""
+    files, detail = _cached_bag("htdemucs")
+    return files is not None, detail
 
 
 def _debug_model(seed: int) -> Any:
@@ -82,12 +109,21 @@ def _pretrained_model(name: str, path: str | None) -> Any:
             return get_model(name, repo=folder)
         except (ModelLoadingError, OSError) as exc:
             raise ModelUnavailableError(f"could not load Demucs {name!r} from {folder}: {exc}") from exc
-    from demucs.hf import get_hf_model
+    # the HuggingFace cache only: missing weights fail at once instead of retrying the hub
+    files, detail = _cached_bag(name)
+    if files is None:
+        raise ModelUnavailableError(f"{detail}; {_FETCH_HINT}")
+    import yaml
+    from demucs.apply import BagOfModels
+    from demucs.hf import load_safetensors_model
 
+    with open(files[0], encoding="utf-8") as fh:
+        bag = yaml.safe_load(fh)
     try:
-        return get_hf_model(name)
-    except OSError as exc:  # huggingface_hub's offline / not-found errors are OSErrors
-        raise ModelUnavailableError(f"Demucs {name!r} weights are not available here; {_FETCH_HINT}") from exc
+        models = [load_safetensors_model(f) for f in files[1:]]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelUnavailableError(f"Demucs {name!r} files in {files[0].parent} are damaged ({exc}); {_FETCH_HINT}") from exc
+    return BagOfModels(models, bag.get("weights"), bag.get("segment"))
 
 
 class DemucsSeparator:

@@ -204,3 +204,17 @@ def _song_majmin(num: int) -> float:
 @pytest.mark.skipif(not (POP909 / "045" / "045.mid").is_file(), reason="POP909 dev data not present")
 def test_pop909_held_out_song_majmin() -> None:
     assert _song_majmin(45) >= 0.85
+
+
+@pytest.mark.parametrize(
+    ("symbols", "key"),
+    [
+        ([["D:min7", 0, 4], ["G:7", 4, 8], ["C:maj7", 8, 16]], "C major"),
+        ([["A:min", 0, 4], ["D:min", 4, 8], ["E:7", 8, 12], ["A:min", 12, 16]], "A minor"),
+        ([["E:maj", 0, 4], ["B:maj", 4, 8], ["C#:min", 8, 12], ["A:maj", 12, 16]], "E major"),
+        ([["N", 0, 4]], None),
+    ],
+)
+def test_key_is_estimated_from_chord_symbols(symbols: list[list[object]], key: str | None) -> None:
+    prog = chords_from_symbols(symbols)
+    assert (prog.key.name if prog.key is not None else None) == key

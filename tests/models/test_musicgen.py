@@ -210,7 +210,88 @@ def test_missing_weights_clear_message(offline: None, tmp_path: Path) -> None:
     from models.musicgen.loading import weights_present
 
     present, detail = weights_present("facebook/no-such-musicgen")
-    assert not present and "--model-path" in detail
+    assert (present, detail) == (False, "facebook/no-such-musicgen is not downloaded")
+
+
+@pytest.fixture()
+def network_attempts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
+    """An empty HuggingFace cache, hub online mode, and every socket connection refused and recorded."""
+    import socket
+
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    attempts: list[str] = []
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        attempts.append(repr(args[:2]))
+        raise OSError("network is off in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    return attempts
+
+
+def test_missing_weights_fail_at_once_without_the_hub(
+    network_attempts: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("WARNING")
+    with pytest.raises(ModelUnavailableError) as info:
+        build_generator("musicgen-small", device="cpu")
+    message = str(info.value)
+    assert network_attempts == []
+    assert message.count("huggingface-cli download facebook/musicgen-small") == 1
+    assert [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")] == []
+
+
+def _fake_hub_cache(cache: Path, repo: str, files: dict[str, bytes] | Path) -> Path:
+    """Lay files out as huggingface_hub's cache does: refs/main names a snapshot folder."""
+    repo_dir = cache / f"models--{repo.replace('/', '--')}"
+    snapshot = repo_dir / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    (repo_dir / "refs").mkdir()
+    (repo_dir / "refs" / "main").write_text("0123abcd")
+    if isinstance(files, Path):
+        for f in files.iterdir():
+            (snapshot / f.name).write_bytes(f.read_bytes())
+    else:
+        for name, data in files.items():
+            (snapshot / name).write_bytes(data)
+    return snapshot
+
+
+def test_cached_weights_load_without_the_hub(text_gen: Any, network_attempts: list[str], tmp_path: Path) -> None:
+    import huggingface_hub.constants as hub_constants
+
+    saved = tmp_path / "saved"
+    text_gen.lm.model.save_pretrained(saved)
+    text_gen.lm.tokenizer.save_pretrained(saved)
+    snapshot = _fake_hub_cache(Path(hub_constants.HF_HUB_CACHE), "facebook/musicgen-small", saved)
+    from models.musicgen.loading import load_pretrained, weights_present
+
+    assert weights_present("facebook/musicgen-small") == (True, f"facebook/musicgen-small in the HuggingFace cache ({snapshot})")
+    loaded = load_pretrained("facebook/musicgen-small", device="cpu")
+    assert loaded.source == "facebook/musicgen-small" and loaded.sample_rate == text_gen.lm.sample_rate
+    assert network_attempts == []
+
+
+def test_htdemucs_missing_or_partial_fails_without_the_hub(network_attempts: list[str]) -> None:
+    import huggingface_hub.constants as hub_constants
+
+    from models.separation.demucs import DOWNLOAD_COMMAND, DemucsSeparator, htdemucs_weights
+
+    with pytest.raises(ModelUnavailableError, match="not downloaded") as info:
+        DemucsSeparator("htdemucs", device="cpu")
+    assert str(info.value).count(DOWNLOAD_COMMAND) == 1
+    _fake_hub_cache(Path(hub_constants.HF_HUB_CACHE), "adefossez/HTDemucs", {"htdemucs.yaml": b"models: ['955717e8']\n"})
+    present, detail = htdemucs_weights()
+    assert (present, detail) == (False, "Demucs htdemucs (adefossez/HTDemucs) is only partly downloaded (955717e8 is missing)")
+    with pytest.raises(ModelUnavailableError, match="partly downloaded"):
+        DemucsSeparator("htdemucs", device="cpu")
+    assert network_attempts == []
 
 
 def test_cancel_stops_generation(text_gen: Any) -> None:

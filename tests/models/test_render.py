@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -122,3 +124,26 @@ def test_level_only_touches_extremes() -> None:
     assert float(level(x * 4, has_notes=True).max()) == pytest.approx(0.99)
     assert float(level(x * 0.01, has_notes=True).max()) == pytest.approx(0.1)
     assert not np.any(level(np.zeros((2, 10), np.float32), has_notes=False))
+
+
+def test_every_lead_pitch_sounds_in_the_default_soundfont(renderer: FluidRenderer, tmp_path: Path) -> None:
+    """Each lead instrument sounds over its whole range (SoundFont gaps are played by a stand-in)."""
+    from models.arranger.lead import LEAD_RANGES
+    from models.render import SOUNDFONT_GAPS
+
+    tm = TempoMap.constant(240)
+
+    def peak(r: FluidRenderer, program: int, pitch: int) -> float:
+        audio = r.render(Part((Note(pitch, 0.0, 0.25),), program), tm, 0.0, 0.25, 8000)
+        return float(np.abs(audio.samples).max())
+
+    silent = [(prog, p) for prog, (lo, hi) in sorted(LEAD_RANGES.items()) for p in range(lo, hi + 1)
+              if peak(renderer, prog, p) < 0.01]
+    assert silent == []
+    # the table holds real gaps: through another path (no stand-in) the program alone is silent there
+    (tmp_path / "same.sf2").symlink_to(default_soundfont())
+    plain = FluidRenderer(tmp_path / "same.sf2")
+    for program, (gaps, stand_in) in SOUNDFONT_GAPS.items():
+        for pitch in gaps:
+            assert peak(plain, program, pitch) == 0.0
+            assert peak(plain, stand_in, pitch) > 0.05

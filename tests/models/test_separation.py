@@ -85,7 +85,7 @@ def test_missing_htdemucs_gives_clear_message(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     present, detail = htdemucs_weights()
-    assert not present and "huggingface-cli download adefossez/HTDemucs" in detail
+    assert (present, detail) == (False, "Demucs htdemucs (adefossez/HTDemucs) is not downloaded")
     with pytest.raises(ModelUnavailableError, match="on a machine with internet"):
         DemucsSeparator("htdemucs", device="cpu")
     with pytest.raises(ModelUnavailableError, match="does not exist"):
