@@ -152,7 +152,7 @@ def _publish(
         sec = entry.cond.section
         by_stem: dict[str, list[tuple[str, str]]] = {}
         for take, gen in entry.generations:
-            for p in write_section_stems(gen, sec, take, staging, rel):
+            for p in write_section_stems(gen, sec, take, staging, rel, tempo_map=request.tempo_map):
                 placements.append(p)
                 by_stem.setdefault(p.stem, []).append((f"{sec.name} take {take}", Path(p.file).name))
         first_gen = entry.generations[-1][1]

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from bridge.export.bwf import BextInfo, bext_chunk, stem_description
 from conditioning.timeline import Section, TempoMap
 from conditioning.types import Audio
 from models.base import Generation
@@ -75,8 +76,13 @@ def write_section_stems(
     take: int,
     folder: Path,
     final_folder_rel: str,
+    *,
+    tempo_map: TempoMap,
 ) -> list[Placement]:
-    """Write each stem of one section's take as a 32-bit float WAV.
+    """Write each stem of one section's take as a 32-bit float Broadcast WAV.
+
+    Each file carries a ``bext`` chunk whose TimeReference is the section's start in samples
+    from the project start, so a DAW's "move to original position" puts it at its bar.
 
     Args:
         generation: the generator's output (stems of exactly the section length).
@@ -84,7 +90,9 @@ def write_section_stems(
         take: take number.
         folder: where to write now (the job's staging folder).
         final_folder_rel: the folder's path relative to the project once the job is published
-            (written into the placements).
+            (written into the placements); its last part (the job id) becomes the bext
+            OriginatorReference.
+        tempo_map: the project's tempo map (places the section in samples).
 
     Raises:
         FileExistsError: a file of that name exists (never overwritten).
@@ -94,7 +102,12 @@ def write_section_stems(
     placements = []
     for stem, audio in generation.stems.items():
         name = stem_file_name(section, stem, take)
-        write_wav(folder / name, audio, subtype="FLOAT")
+        bext = BextInfo(
+            time_reference=tempo_map.beat_to_samples(section.start_beat, audio.sample_rate),
+            description=stem_description(section.name, stem, take),
+            originator_reference=final_folder_rel.rsplit("/", 1)[-1],
+        )
+        write_wav(folder / name, audio, subtype="FLOAT", extra_chunks=[bext_chunk(bext)])
         placements.append(Placement(stem, section, f"{final_folder_rel}/{name}", take, audio.num_samples))
     return placements
 
