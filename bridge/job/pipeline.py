@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bridge.export.dawproject import AudioClip, write_dawproject
 from bridge.export.midi import write_arrangement_midi
 from bridge.export.rpp import RppItem, write_rpp
 from bridge.job.layout import ProjectLayout, new_job_id, write_json_atomic
@@ -148,6 +149,7 @@ def _publish(
     parts: dict[str, list[Note]] = {}
     programs: dict[str, int] = {}
     rpp_items: list[RppItem] = []
+    daw_clips: list[AudioClip] = []
     for entry in results:
         sec = entry.cond.section
         by_stem: dict[str, list[tuple[str, str]]] = {}
@@ -155,6 +157,8 @@ def _publish(
             for p in write_section_stems(gen, sec, take, staging, rel, tempo_map=request.tempo_map):
                 placements.append(p)
                 by_stem.setdefault(p.stem, []).append((f"{sec.name} take {take}", Path(p.file).name))
+                daw_clips.append(AudioClip(track_name(p.stem), sec, staging / Path(p.file).name,
+                                           f"{sec.name} take {take}", active=take == entry.generations[-1][0]))
         first_gen = entry.generations[-1][1]
         for stem, notes in first_gen.parts.items():
             parts.setdefault(stem, []).extend(notes)
@@ -170,6 +174,9 @@ def _publish(
         exports["midi"] = f"{rel}/arrangement.mid"
     write_rpp(staging / "arrangement.rpp", request.tempo_map, request.sections, rpp_items, request.sample_rate)
     exports["rpp"] = f"{rel}/arrangement.rpp"
+    write_dawproject(staging / "arrangement.dawproject", request.tempo_map, request.sections, daw_clips, parts,
+                     title=request.project_dir.name, comment=request.prompt)
+    exports["dawproject"] = f"{rel}/arrangement.dawproject"
     write_json_atomic(staging / "request.json", dict(request.raw))
     exports["request"] = f"{rel}/request.json"
     return placements, exports
