@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Set up everything stembridge needs on a Debian/Ubuntu machine, from scratch; safe to re-run.
-#   - Debian packages: FluidSynth (rendering), liblo-tools (OSC test peer), lua5.4 (REAPER script tests)
+#   - Debian packages: FluidSynth (rendering), liblo-tools (OSC test peer), lua5.4 (REAPER script tests),
+#     chromium (the session-report test renders report.html headless)
 #   - a virtual environment in .venv with stembridge and its extras
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libfluidsynth3 liblo-tools lua5.4)
+APT_PACKAGES=(libfluidsynth3 liblo-tools lua5.4 chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -21,6 +21,7 @@ from bridge.export.rpp import RppItem, write_rpp
 from bridge.job.layout import ProjectLayout, new_job_id, write_json_atomic
 from bridge.job.material import load_material
 from bridge.job.placement import Placement, mix, track_name, write_section_stems
+from bridge.job.report import write_job_report
 from bridge.job.request import Request, RequestError
 from bridge.job.takes import find_base_manifest, load_base_generation
 from conditioning.build import build_conditioning
@@ -247,6 +248,11 @@ def run_request(
         results, base_jobs = _generate_sections(request, layout, generator, conds, prog, cancel)
         prog.report(0.92, "writing stems")
         placements, exports = _publish(request, layout, job_id, staging, results)
+        prog.report(0.95, "drawing the session report")
+        key = results[0].cond.key.name if results and results[0].cond.key else None
+        report_problem = write_job_report(request, job_id, material, placements, staging, key=key)
+        if report_problem is None:
+            exports["report"] = f"stembridge/renders/{job_id}/report.html"
         cancel.check()
         staging.rename(layout.job_dir(job_id))
     except BaseException:
@@ -269,6 +275,7 @@ def run_request(
         "placements": [p.to_json(request.tempo_map, request.sample_rate) for p in placements],
         "exports": exports,
         "info": {e.cond.section.name: dict(e.generations[0][1].info) for e in results if e.generations[0][1].info},
+        **({"warnings": [report_problem]} if report_problem else {}),
     }
     if request.range_bars is not None:
         manifest["range"] = {"start_bar": request.range_bars[0], "end_bar": request.range_bars[1]}
