@@ -53,8 +53,6 @@ def hum_pitch_track(request: Request) -> tuple[PitchTrack | None, str | None]:
         last = None if src.length_s is None else first + int(round(src.length_s * audio.sample_rate))
         audio = type(audio)(audio.samples[:, first:last], audio.sample_rate)
         return pitch_track(audio, offset_s=src.offset_s), None
-    except ImportError as exc:
-        return None, f"the hum's pitch track needs librosa (pip install 'stembridge[melody]'): {exc}"
     except ValueError as exc:
         return None, f"the hum's pitch track could not be read: {exc}"
 

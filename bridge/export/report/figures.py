@@ -48,6 +48,8 @@ def _figure(
     fig.subplots_adjust(left=0.9 / WIDTH_IN, right=1 - 0.15 / WIDTH_IN, top=1 - 0.12 / height_in,
                         bottom=0.5 / height_in, hspace=0.12)
     axes = fig.subplots(rows, 1, sharex=sharex, squeeze=False, gridspec_kw={"height_ratios": ratios} if ratios else None)
+    for upper in axes[:-1, 0]:
+        upper.xaxis.set_visible(False)  # only the bottom row shows bar numbers; ticks are costly to draw
     return fig, [a[0] for a in axes]
 
 
@@ -59,12 +61,15 @@ def bar_ticks(tempo_map: TempoMap, end_beat: float) -> tuple[list[float], list[f
     return lines, labelled, [str(int(round(tempo_map.beat_to_bar(b)))) for b in labelled]
 
 
-def _bar_axis(ax: Axes, tempo_map: TempoMap, end_beat: float) -> None:
-    """Beats on x, labelled with bar numbers; every bar line drawn as one line collection (cheap)."""
+def _bar_axis(axes: Sequence[Axes], tempo_map: TempoMap, end_beat: float) -> None:
+    """Beats on x (shared by ``axes``), bar numbers on the bottom one; bar lines as one collection each."""
     lines, labelled, labels = bar_ticks(tempo_map, end_beat)
-    ax.set_xlim(0.0, end_beat)
-    ax.set_xticks(labelled, labels)
-    ax.vlines(lines, 0, 1, transform=ax.get_xaxis_transform(), colors="#dee2e6", linewidth=0.6, zorder=0)
+    for ax in axes:
+        ax.vlines(lines, 0, 1, transform=ax.get_xaxis_transform(), colors="#dee2e6", linewidth=0.6, zorder=0)
+    bottom = axes[-1]
+    bottom.set_xlim(0.0, end_beat)
+    bottom.set_xticks(labelled, labels)  # shared: set once, not once per row (tick objects are costly)
+    bottom.set_xlabel("bar")
 
 
 def _label(text: str) -> str:
@@ -139,9 +144,7 @@ def timeline_figure(data: ReportData) -> Figure:
     ax_c.set_yticks([])
     ax_c.set_ylim(0, 1)
     ax_c.set_ylabel("chords", rotation=0, ha="right", va="center")
-    for ax in (ax_s, ax_t, ax_c):
-        _bar_axis(ax, tm, end)
-    ax_c.set_xlabel("bar")
+    _bar_axis([ax_s, ax_t, ax_c], tm, end)
     return fig
 
 
@@ -166,9 +169,8 @@ def melody_figure(data: ReportData) -> Figure:
         pitches += [min(n.pitch for n in data.melody.notes), max(n.pitch for n in data.melody.notes)]
     if pitches:
         ax.set_ylim(max(0.0, min(pitches) - 3), min(127.0, max(pitches) + 3))
-    _bar_axis(ax, data.tempo_map, end)
+    _bar_axis([ax], data.tempo_map, end)
     ax.set_ylabel("MIDI note")
-    ax.set_xlabel("bar")
     return fig
 
 
@@ -184,8 +186,7 @@ def drums_figure(data: ReportData) -> Figure:
                    marker="s", color="#2a9d8f", linewidths=0)
     ax.set_yticks(range(len(roles)), roles)
     ax.set_ylim(-0.6, len(roles) - 0.4)
-    _bar_axis(ax, data.tempo_map, end)
-    ax.set_xlabel("bar")
+    _bar_axis([ax], data.tempo_map, end)
     return fig
 
 
@@ -258,13 +259,11 @@ def track_figure(data: ReportData, views: Sequence[StemView]) -> Figure:
     ax_s.set_ylim(0.0, top_khz)
     ax_s.set_yticks([k for k in (0, 2, 4, 8, 12) if k <= top_khz])
     ax_s.set_ylabel("kHz")
-    for ax in (ax_w, ax_s):
-        _bar_axis(ax, tm, end)
-    ax_s.set_xlabel("bar")
+    _bar_axis([ax_w, ax_s], tm, end)
     return fig
 
 
 def save_png(fig: Figure, path: Path) -> Path:
     """Write ``fig`` as a PNG (the caller makes the folder visible atomically)."""
-    fig.savefig(str(path), dpi=DPI, format="png", pil_kwargs={"compress_level": 3})
+    fig.savefig(str(path), dpi=DPI, format="png", pil_kwargs={"compress_level": 1})
     return path
