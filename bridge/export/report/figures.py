@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from scipy.signal import spectrogram
 
 from bridge.export.report.model import PitchTrack, ReportData, StemView
@@ -149,7 +150,7 @@ def timeline_figure(data: ReportData) -> Figure:
 
 
 def melody_figure(data: ReportData) -> Figure:
-    """The melody as a piano roll (boxes) over the hum's pitch track (dots), in MIDI notes."""
+    """The melody as a piano roll (boxes) with the hum's pitch track (dots) drawn through it, in MIDI notes."""
     end = song_end_beat(data)
     fig, (ax,) = _figure(3.0)
     pitches: list[float] = []
@@ -157,19 +158,20 @@ def melody_figure(data: ReportData) -> Figure:
     if hum is not None and hum.midi.size and np.any(np.isfinite(hum.midi)):
         beats = seconds_to_beats(data.tempo_map, hum.times_s)
         voiced = np.isfinite(hum.midi)
-        ax.plot(beats[voiced], hum.midi[voiced], ".", markersize=1.5, color="#457b9d", alpha=0.6, zorder=2)
+        ax.plot(beats[voiced], hum.midi[voiced], ".", markersize=1.2, color="#1d3557", zorder=4)
         pitches += [float(np.nanmin(hum.midi)), float(np.nanmax(hum.midi))]
     if data.melody is not None and data.melody.notes:
         by_pitch: dict[int, list[tuple[float, float]]] = {}
         for n in data.melody.notes:
             by_pitch.setdefault(n.pitch, []).append((n.start_beat, n.length_beats))
         for pitch, spans in by_pitch.items():  # one collection per pitch row
-            ax.broken_barh(spans, (pitch - 0.4, 0.8), facecolors="#e76f51", edgecolors="#9c3d24", alpha=0.8,
-                           linewidth=0.5, zorder=3)
+            ax.broken_barh(spans, (pitch - 0.45, 0.9), facecolors="#f4a261", edgecolors="#9c3d24", alpha=0.55,
+                           linewidth=0.6, zorder=3)
         pitches += [min(n.pitch for n in data.melody.notes), max(n.pitch for n in data.melody.notes)]
     if pitches:
         ax.set_ylim(max(0.0, min(pitches) - 3), min(127.0, max(pitches) + 3))
     _bar_axis([ax], data.tempo_map, end)
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
     ax.set_ylabel("MIDI note")
     return fig
 

@@ -61,7 +61,7 @@ def render_page(data: ReportData, images: Mapping[str, str], stem_images: Mappin
         out.append(f'<p class="note">{esc(line)}</p>')
     captions = {
         "timeline": "Sections on the bar ruler, the tempo map (bpm, metre changes in red) and the chords.",
-        "melody": "The melody as a piano roll (boxes) over the hum's pitch track (dots).",
+        "melody": "The melody as a piano roll (boxes) with the hum's pitch track (dots) running through it.",
         "drums": "The drum grid: a mark per hit, bigger marks are louder.",
     }
     out.append("<h2>What stembridge understood</h2>")
