@@ -39,6 +39,13 @@ def test_every_job_writes_positions_dawproject_and_report(project: Path) -> None
         import xml.etree.ElementTree as ET
 
         root = ET.fromstring(z.read("project.xml"))
+        from tests.bridge.export.test_dawproject import SCHEMAS
+
+        if (SCHEMAS / "Project.xsd").exists():
+            import xmlschema
+
+            xmlschema.XMLSchema(str(SCHEMAS / "Project.xsd")).validate(z.read("project.xml").decode("utf-8"))
+            xmlschema.XMLSchema(str(SCHEMAS / "MetaData.xsd")).validate(z.read("metadata.xml").decode("utf-8"))
         for p in m["placements"]:
             name = Path(p["file"]).name
             assert z.read(f"audio/{name}") == (project / p["file"]).read_bytes()
@@ -105,3 +112,27 @@ def test_hum_pitch_track_finds_the_note_and_the_silence() -> None:
     assert np.all(np.isnan(track.midi[track.times_s > 3.15]))
     noise = np.random.default_rng(0).normal(0, 0.1, (1, sr)).astype(np.float32)
     assert np.isnan(pitch_track(Audio(noise, sr)).midi).mean() > 0.95  # breath noise has no pitch
+
+
+def test_a_section_name_files_and_xml_reject_still_gives_valid_exports(project: Path) -> None:
+    from tests.bridge.export.test_dawproject import SCHEMAS
+
+    name = 'Ch/or\\us: "*?<>|" \x01\x7f & </Marker>'
+    req = base_request(project, sections=[{"name": name, "start_bar": 1, "end_bar": 2}], stems=["drums", "bass"])
+    m = run_request(parse_request(req)).manifest
+    assert m["sections"][0]["name"] == name.strip()
+    for p in m["placements"]:
+        assert "/" not in Path(p["file"]).name.replace(".wav", "") and (project / p["file"]).is_file()
+        assert WavInfoReader(str(project / p["file"])).bext.description.isascii()
+    with zipfile.ZipFile(project / m["exports"]["dawproject"]) as z:
+        text = z.read("project.xml").decode("utf-8")
+    if (SCHEMAS / "Project.xsd").exists():
+        import xmlschema
+
+        xmlschema.XMLSchema(str(SCHEMAS / "Project.xsd")).validate(text)
+    import xml.etree.ElementTree as ET
+
+    marker = ET.fromstring(text).find("Arrangement/Markers/Marker")
+    assert marker.get("name") == 'Ch/or\\us: "*?<>|" \ufffd\x7f & </Marker>'
+    html = (project / m["exports"]["report"]).read_text(encoding="utf-8")
+    assert "&lt;/Marker&gt;" in html and "\x01" not in html
