@@ -48,6 +48,7 @@ def test_bext_chunk_keeps_samples_bit_identical(tmp_path: Path, subtype: str) ->
     assert reader.bext.version == 2
     assert reader.fmt.sample_rate == 48000 and reader.fmt.channel_count == 2
     assert sf.info(str(tagged)).frames == 12_345
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.wav", "tagged.wav"]  # no temp file left
 
 
 def test_time_reference_above_32_bits_and_odd_chunk_padding(tmp_path: Path) -> None:
