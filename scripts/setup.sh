@@ -3,7 +3,8 @@
 #   scripts/setup.sh            the light core: arranger + melody (no torch, transformers, demucs)
 #   scripts/setup.sh --neural   adds the neural stack (torch CPU build, transformers, demucs)
 #   scripts/setup.sh --dev      adds the test tools (pytest, ruff, mypy, import-linter)
-#   - Debian packages: FluidSynth (rendering), liblo-tools (OSC test peer), lua5.4 (REAPER script tests)
+#   - Debian packages: FluidSynth (rendering), liblo-tools (OSC test peer), lua5.4 (REAPER script tests);
+#     with --dev also chromium (the session-report test renders report.html headless)
 #   - a virtual environment in .venv with stembridge and the chosen extras
 # A re-run with nothing changed makes no pip call: .venv/.stembridge-setup holds a hash of
 # pyproject.toml, requirements-nodeps.txt, the Python version and the extras installed.
@@ -21,6 +22,7 @@ for arg in "$@"; do
 done
 
 APT_PACKAGES=(libfluidsynth3 liblo-tools lua5.4)
+[[ " ${extras[*]} " == *" dev "* ]] && APT_PACKAGES+=(chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

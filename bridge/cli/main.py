@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.cli.analyze import analyze_file, summary_text
+from bridge.cli.report import add_report_command
 from bridge.cli.server import add_server_commands
 from bridge.job.request import RequestError, decode_request, parse_request
 
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_models)
 
     add_server_commands(sub)
+    add_report_command(sub)
     return parser
 
 

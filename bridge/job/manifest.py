@@ -218,6 +218,8 @@ class Manifest:
         range_bars: the regenerated bars (start, end exclusive), or None for a full generation.
         base_jobs: for a regeneration, the job each section's base take came from.
         error: why the job did not finish (failed/cancelled only).
+        warnings: what went wrong without failing the job, e.g. a session report that could not
+            be drawn (done jobs only; the key is left out when there are none).
     """
 
     job_id: str
@@ -234,6 +236,7 @@ class Manifest:
     range_bars: tuple[float, float] | None = None
     base_jobs: Mapping[str, str] = field(default_factory=dict)
     error: Failure | None = None
+    warnings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -287,6 +290,8 @@ class Manifest:
         doc["placements"] = [p.to_json() for p in self.placements]
         doc["exports"] = dict(self.exports)
         doc["info"] = {name: dict(notes) for name, notes in self.info.items()}
+        if self.warnings:
+            doc["warnings"] = list(self.warnings)
         if self.range_bars is not None:
             doc["range"] = {"start_bar": self.range_bars[0], "end_bar": self.range_bars[1]}
             doc["base_job"] = self.base_job
@@ -334,4 +339,5 @@ class Manifest:
             info={str(k): dict(v) if isinstance(v, Mapping) else {} for k, v in info.items()},
             range_bars=range_bars, base_jobs={str(k): str(v) for k, v in base_jobs.items()},
             error=Failure.from_json(doc["error"]) if doc.get("error") is not None else None,
+            warnings=tuple(str(x) for x in doc.get("warnings", []) if isinstance(x, str)),
         )

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bridge.export.dawproject import AudioClip, write_dawproject
 from bridge.export.midi import write_arrangement_midi
 from bridge.export.rpp import RppItem, write_rpp
 from bridge.job.layout import ProjectLayout, new_job_id, write_json_atomic
 from bridge.job.manifest import Manifest, Placement, SectionRecord, track_name
 from bridge.job.material import load_material
 from bridge.job.placement import mix, write_section_stems
+from bridge.job.report import write_job_report
 from bridge.job.request import Request, RequestError
 from bridge.job.takes import find_base_manifest, load_base_generation
 from conditioning.build import build_conditioning
@@ -156,6 +158,7 @@ def _publish(
     parts: dict[str, list[Note]] = {}
     programs: dict[str, int] = {}
     rpp_items: list[RppItem] = []
+    daw_clips: list[AudioClip] = []
     for entry in results:
         sec = entry.cond.section
         by_stem: dict[str, list[tuple[str, str]]] = {}
@@ -163,6 +166,8 @@ def _publish(
             for p in write_section_stems(gen, sec, take, staging, rel, request.tempo_map, request.sample_rate):
                 placements.append(p)
                 by_stem.setdefault(p.stem, []).append((f"{sec.name} take {take}", Path(p.file).name))
+                daw_clips.append(AudioClip(track_name(p.stem), sec, staging / Path(p.file).name,
+                                           f"{sec.name} take {take}", active=take == entry.generations[-1][0]))
         first_gen = entry.generations[0][1]  # the take the manifest's info and the continuity audio use
         for stem, notes in first_gen.parts.items():
             parts.setdefault(stem, []).extend(notes)
@@ -178,6 +183,9 @@ def _publish(
         exports["midi"] = f"{rel}/arrangement.mid"
     write_rpp(staging / "arrangement.rpp", request.tempo_map, request.sections, rpp_items, request.sample_rate)
     exports["rpp"] = f"{rel}/arrangement.rpp"
+    write_dawproject(staging / "arrangement.dawproject", request.tempo_map, request.sections, daw_clips, parts,
+                     title=request.project_dir.name, comment=request.prompt)
+    exports["dawproject"] = f"{rel}/arrangement.dawproject"
     write_json_atomic(staging / "request.json", dict(request.raw))
     exports["request"] = f"{rel}/request.json"
     return placements, exports
@@ -248,6 +256,11 @@ def run_request(
         results, base_jobs = _generate_sections(request, layout, generator, conds, prog, cancel)
         prog.report(0.92, "writing stems")
         placements, exports = _publish(request, layout, job_id, staging, results)
+        prog.report(0.95, "drawing the session report")
+        key = results[0].cond.key.name if results and results[0].cond.key else None
+        report_problem = write_job_report(request, job_id, material, placements, staging, key=key)
+        if report_problem is None:
+            exports["report"] = f"stembridge/renders/{job_id}/report.html"
         cancel.check()
         staging.rename(layout.job_dir(job_id))
     except BaseException:
@@ -267,6 +280,7 @@ def run_request(
         info={e.cond.section.name: dict(e.generations[0][1].info) for e in results if e.generations[0][1].info},
         range_bars=request.range_bars,
         base_jobs=base_jobs if request.range_bars is not None else {},
+        warnings=(report_problem,) if report_problem else (),
     )
     manifest = record.to_json()
     path = write_json_atomic(layout.manifest_path(job_id), manifest)

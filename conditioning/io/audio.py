@@ -3,13 +3,18 @@
 Audio is always an :class:`~conditioning.types.Audio`: float32 samples shaped
 ``(channels, samples)`` plus the sample rate in Hz. Files are read with soundfile (WAV, FLAC,
 AIFF, OGG, ...); files are written as WAV, atomically, and never overwrite an existing file.
+Extra RIFF chunks (a Broadcast-WAV ``bext``, say) can be written into the same file before it
+becomes visible; the audio samples are untouched by them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
+import struct
 import tempfile
+from collections.abc import Sequence
 from math import gcd
 from pathlib import Path
 
@@ -65,7 +70,44 @@ def read_audio(path: str | os.PathLike[str]) -> Audio:
     return Audio(np.ascontiguousarray(data.T), int(sample_rate))
 
 
-def write_wav(path: str | os.PathLike[str], audio: Audio, subtype: str = "PCM_24") -> Path:
+def _insert_riff_chunks(src: str, dst: str, chunks: Sequence[tuple[bytes, bytes]]) -> None:
+    """Copy the RIFF/WAVE file ``src`` to ``dst`` with ``chunks`` inserted before its ``data`` chunk.
+
+    Each chunk is (four-byte id, payload); odd payloads get the pad byte RIFF requires. Every
+    other chunk is copied byte for byte, so the samples stay identical.
+    """
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        riff, _size, wave = struct.unpack("<4sI4s", fin.read(12))
+        if riff != b"RIFF" or wave != b"WAVE":
+            raise ValueError(f"{src!r} is not a RIFF/WAVE file; cannot add chunks to it")
+        extra = b"".join(
+            cid + struct.pack("<I", len(payload)) + payload + (b"\0" if len(payload) % 2 else b"")
+            for cid, payload in chunks
+        )
+        fout.write(struct.pack("<4sI4s", b"RIFF", 0, b"WAVE"))
+        while True:
+            head = fin.read(8)
+            if len(head) < 8:
+                raise ValueError(f"{src!r} has no data chunk; cannot add chunks to it")
+            cid, size = struct.unpack("<4sI", head)
+            if cid == b"data":
+                fout.write(extra)
+                fout.write(head)
+                shutil.copyfileobj(fin, fout, 1 << 20)
+                break
+            fout.write(head + fin.read(size + size % 2))
+        total = fout.tell()
+        fout.seek(4)
+        fout.write(struct.pack("<I", total - 8))
+
+
+def write_wav(
+    path: str | os.PathLike[str],
+    audio: Audio,
+    subtype: str = "PCM_24",
+    *,
+    extra_chunks: Sequence[tuple[bytes, bytes]] = (),
+) -> Path:
     """Write audio to a new WAV file, atomically (temporary file, then rename).
 
     Samples are clipped to [-1, 1] for the integer formats.
@@ -74,6 +116,8 @@ def write_wav(path: str | os.PathLike[str], audio: Audio, subtype: str = "PCM_24
         path: destination; its folder must exist and the file must not.
         audio: the audio to write, ``(channels, samples)`` at ``audio.sample_rate`` Hz.
         subtype: sample format, one of :data:`WAV_SUBTYPES`.
+        extra_chunks: RIFF chunks written before the ``data`` chunk, as (four-byte id, payload)
+            pairs, e.g. a Broadcast-WAV ``bext`` chunk from :mod:`bridge.export.bwf`.
 
     Returns:
         The path written.
@@ -93,6 +137,9 @@ def write_wav(path: str | os.PathLike[str], audio: Audio, subtype: str = "PCM_24
         )
     if not p.parent.is_dir():
         raise ValueError(f"cannot write {str(p)!r}: folder {str(p.parent)!r} does not exist")
+    for cid, _payload in extra_chunks:
+        if len(cid) != 4 or cid in (b"RIFF", b"fmt ", b"data"):
+            raise ValueError(f"RIFF chunk id {cid!r} must be four bytes and not RIFF/fmt/data")
     samples = audio.samples
     if subtype != "FLOAT":
         samples = np.clip(samples, -1.0, 1.0)
@@ -100,6 +147,13 @@ def write_wav(path: str | os.PathLike[str], audio: Audio, subtype: str = "PCM_24
     os.close(fd)
     try:
         sf.write(tmp_name, samples.T, audio.sample_rate, subtype=subtype, format="WAV")
+        if extra_chunks:
+            plain = tmp_name + ".plain"
+            os.replace(tmp_name, plain)
+            try:
+                _insert_riff_chunks(plain, tmp_name, extra_chunks)
+            finally:
+                os.unlink(plain)
         os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; a DAW or a colleague must read it
         if p.exists():
             raise FileExistsError(
