@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.cli.demo import bundled_session
 from bridge.cli.main import main
 from tests.bridge.conftest import base_request
 
@@ -85,6 +86,17 @@ def test_analyze_chords_json(project: Path, capsys: pytest.CaptureFixture[str]) 
 def test_analyze_readable_summary(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze", str(project / "chords.mid"), "--role", "chords"]) == 0
     assert "A:min" in capsys.readouterr().out
+
+
+def test_analyze_places_legato_changes_on_the_beat_and_bar(capsys: pytest.CaptureFixture[str]) -> None:
+    # the demo's chords.mid releases each chord 1/24 beat early; the changes are at beats 4, 8, ...
+    chords_mid = Path(str(bundled_session().joinpath("chords.mid")))
+    assert main(["analyze", str(chords_mid), "--role", "chords", "--json"]) == 0
+    chords = json.loads(capsys.readouterr().out)["chords"]
+    assert [c["start_beat"] for c in chords[:4]] == [0.0, 4.0, 8.0, 12.0]
+    assert [c["start_bar"] for c in chords[:4]] == [1.0, 2.0, 3.0, 4.0]
+    assert main(["analyze", str(chords_mid), "--role", "chords"]) == 0
+    assert "beat    4.00  bar   2 beat 1      F:maj" in capsys.readouterr().out
 
 
 def test_analyze_corrupt_and_empty_midi(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
