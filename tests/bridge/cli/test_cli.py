@@ -27,6 +27,11 @@ def test_generate_prints_table_and_writes_manifest(project: Path, capsys: pytest
         (lambda r: r["project"].update(tempo_map=[{"beat": 0, "bpm": 0}]), "above 0 bpm"),
         (lambda r: r.update(colour="red"), "unknown key"),
         (lambda r: r.update(model="nope"), "unknown model"),
+        (lambda r: r.update(promt="funk"), "unknown key 'promt' (did you mean 'prompt'?)"),
+        (lambda r: r.update(sections=[{"name": "Chorus", "start_bar": 1, "end_bar": 3},
+                                      {"name": "Chorus", "start_bar": 3, "end_bar": 5}]), "two sections are named 'Chorus'"),
+        (lambda r: r.update(stems=["guitar"]), "model 'arranger' cannot make stem 'guitar'"),
+        (lambda r: r.update(version=True), 'send "version": 1'),
     ],
 )
 def test_bad_requests_exit_2(project: Path, capsys: pytest.CaptureFixture[str], mutate, fragment: str) -> None:  # type: ignore[no-untyped-def]
