@@ -32,6 +32,8 @@ MAX_JSON_DEPTH = 32
 MAX_NOTES = 50_000
 MAX_SECTIONS = 200
 MAX_VARIATIONS = 8
+#: Largest seed a request may give (variation ``v`` of a job uses seed + v).
+MAX_SEED = 2**31 - 1
 #: Longest song accepted, in seconds (also bounds audio inputs).
 MAX_SONG_SECONDS = 20 * 60.0
 SAMPLE_RATES = (22050, 32000, 44100, 48000, 88200, 96000)
@@ -76,7 +78,11 @@ class InputSource:
 
 @dataclass(frozen=True)
 class Request:
-    """A validated request v1 (see DESIGN.md). ``raw`` is the JSON it came from."""
+    """A validated request v1 (see DESIGN.md). ``raw`` is the JSON it came from.
+
+    ``seed`` is None when the request gives none (or ``null``): every run then draws a new
+    seed (see :func:`bridge.job.pipeline.run_request`), so running it again makes a new take.
+    """
 
     project_dir: Path
     sample_rate: int
@@ -90,7 +96,7 @@ class Request:
     section_prompts: Mapping[str, str]
     stems: tuple[str, ...]
     model: str
-    seed: int
+    seed: int | None
     variations: int
     base_job: str | None
     raw: Mapping[str, Any] = field(default_factory=dict)
@@ -541,7 +547,7 @@ def parse_request(data: Mapping[str, Any] | str | bytes, *, base_dir: Path | Non
             raise RequestError("schema", f"stem {s!r} is listed twice")
         stems.append(s)
     _check_stems(stems, model)
-    seed = _int(obj.get("seed", 0), "seed", 0, 2**31 - 1)
+    seed = None if obj.get("seed") is None else _int(obj["seed"], "seed", 0, MAX_SEED)
     variations = _int(obj.get("variations", 1), "variations", 1, MAX_VARIATIONS)
     base_job = obj.get("base_job")
     if base_job is not None and not is_job_id(base_job):

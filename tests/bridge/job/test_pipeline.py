@@ -12,7 +12,7 @@ import pytest
 import rpp
 import soundfile as sf
 
-from bridge.job.pipeline import run_request
+from bridge.job.pipeline import JobResult, run_request
 from bridge.job.request import RequestError, parse_request
 from conditioning.timeline import TempoMap
 from models.base import CancelToken, GenerationCancelled
@@ -100,6 +100,26 @@ def test_second_run_adds_takes_and_keeps_the_first(project: Path) -> None:
         b_p = next(p for p in second.manifest["placements"] if p["stem"] == stem)
         a, b = sf.read(project / a_p["file"])[0], sf.read(project / b_p["file"])[0]
         assert a.shape == b.shape and not np.array_equal(a, b), f"another seed should give another {stem} part"
+
+
+def test_a_new_take_without_a_seed_draws_a_new_seed_and_records_it(project: Path) -> None:
+    unseeded = base_request(project, stems=["bass", "keys"], sections=[{"name": "Verse 1", "start_bar": 1, "end_bar": 3}])
+    del unseeded["seed"]
+    first = run_request(parse_request(unseeded))
+    second = run_request(parse_request({**unseeded, "seed": None}))  # null means "no seed" too
+    seeds = [first.manifest["seed"], second.manifest["seed"]]
+    assert seeds[0] != seeds[1] and all(isinstance(s, int) for s in seeds)
+
+    def take_audio(result: JobResult) -> dict[str, np.ndarray]:
+        return {p["stem"]: sf.read(project / p["file"])[0] for p in result.manifest["placements"]}
+
+    a, b = take_audio(first), take_audio(second)
+    assert any(not np.array_equal(a[stem], b[stem]) for stem in a), "take 2 must differ from take 1"
+    # the job's request.json carries the seed it used, and that seed makes the same take again
+    recorded = json.loads((project / first.manifest["exports"]["request"]).read_text())
+    assert recorded["seed"] == seeds[0]
+    again = take_audio(run_request(parse_request(recorded)))
+    assert all(np.array_equal(again[stem], a[stem]) for stem in a)
 
 
 def test_regeneration_keeps_samples_outside_the_range(project: Path) -> None:
