@@ -3,7 +3,9 @@
 This is the single code path used by ``stembridge generate``, ``stembridge demo`` and the
 server's worker. Results are written into ``renders/<job_id>.partial/`` and published by
 renaming that folder to ``renders/<job_id>/`` before the manifest is written, so a failed or
-cancelled job leaves no partial files and nothing earlier is ever changed.
+cancelled job leaves no partial files and nothing earlier is ever changed. Folders are made
+only when the first file is written, and a failed job removes the ones it made, so a bad
+request leaves nothing new in the musician's project.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ from typing import Any
 
 from bridge.export.midi import write_arrangement_midi
 from bridge.export.rpp import RppItem, write_rpp
-from bridge.job.layout import ProjectLayout, new_job_id, write_json_atomic
+from bridge.job.layout import (
+    ProjectLayout,
+    make_dirs,
+    new_job_id,
+    remove_empty_dirs,
+    write_json_atomic,
+)
 from bridge.job.manifest import Manifest, Placement, SectionRecord, track_name
 from bridge.job.material import load_material
 from bridge.job.placement import mix, write_section_stems
@@ -225,7 +233,7 @@ def run_request(
         models.base.ModelUnavailableError: the model cannot run here.
         models.base.GenerationCancelled: cancelled (nothing is written).
     """
-    layout = ProjectLayout(request.project_dir).ensure()
+    layout = ProjectLayout(request.project_dir)  # folders are made only when a file is written
     job_id = job_id or new_job_id()
     if layout.manifest_path(job_id).exists():
         raise RequestError("duplicate", f"job {job_id} has already run; its results are in the outbox")
@@ -263,15 +271,17 @@ def run_request(
     staging = layout.renders / f"{job_id}.partial"
     if staging.exists():  # left by a killed run of this same job: never published, safe to drop
         shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+    created: list[Path] = []
     try:
         results, base_jobs = _generate_sections(request, layout, generator, conds, prog, cancel, seed)
         prog.report(0.92, "writing stems")
+        created = make_dirs(staging)
         placements, exports = _publish(request, layout, job_id, staging, results, seed)
         cancel.check()
         staging.rename(layout.job_dir(job_id))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        remove_empty_dirs(created[1:])  # staging is gone; its parents go if this job made them
         raise
     record = Manifest(
         job_id=job_id,

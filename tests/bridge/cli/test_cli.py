@@ -39,9 +39,10 @@ def test_bad_requests_exit_2(project: Path, capsys: pytest.CaptureFixture[str], 
     mutate(data)
     req = project / "req.json"
     req.write_text(json.dumps(data))
+    before = sorted(project.rglob("*"))
     assert main(["generate", str(req), "--quiet"]) == 2
     assert fragment in capsys.readouterr().err
-    assert not (project / "stembridge" / "outbox").exists() or not list((project / "stembridge" / "outbox").glob("*.json"))
+    assert sorted(project.rglob("*")) == before  # nothing new: no empty stembridge/ skeleton either
 
 
 def test_unreadable_request_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -65,6 +66,16 @@ def test_undecodable_request_files_exit_2(tmp_path: Path, capsys: pytest.Capture
     assert main(["generate", str(req), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert fragment in err and str(req) in err
+
+
+def test_a_request_failing_on_its_material_leaves_nothing_new(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "broken.mid").write_bytes(b"MThd\x00\x00\x00\x06\x00\x01garbage")
+    req = project / "req.json"
+    req.write_text(json.dumps(base_request(project, inputs={"chords": {"midi": "broken.mid"}})))
+    before = sorted(project.rglob("*"))
+    assert main(["generate", str(req), "--quiet"]) == 2
+    assert "broken.mid" in capsys.readouterr().err
+    assert sorted(project.rglob("*")) == before
 
 
 def test_non_utf8_request_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -165,9 +165,25 @@ def test_cancel_writes_nothing(project: Path) -> None:
 
     with pytest.raises(GenerationCancelled):
         run_request(parse_request(base_request(project)), progress=progress, cancel=token)
-    renders = project / "stembridge" / "renders"
-    assert list(renders.iterdir()) == []
-    assert list((project / "stembridge" / "outbox").glob("*.json")) == []
+    assert not (project / "stembridge").exists()  # not even empty folders
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.92])  # while reading the material / once stems are written
+def test_a_failed_first_job_leaves_no_folders_in_the_project(project: Path, threshold: float) -> None:
+    token = CancelToken()
+    before = sorted(project.rglob("*"))
+
+    def progress(fraction: float, message: str) -> None:
+        if fraction >= threshold:
+            token.cancel()
+
+    with pytest.raises(GenerationCancelled):
+        run_request(parse_request(base_request(project, stems=["bass"])), progress=progress, cancel=token)
+    assert sorted(project.rglob("*")) == before
+    (project / "broken.mid").write_bytes(b"MThd\x00\x00\x00\x06\x00\x01garbage")
+    with pytest.raises(RequestError):
+        run_request(parse_request(base_request(project, inputs={"chords": {"midi": "broken.mid"}})))
+    assert not (project / "stembridge").exists()
 
 
 def test_variations_make_consecutive_takes(project: Path) -> None:
