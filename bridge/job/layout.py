@@ -9,6 +9,7 @@
     renders/<job_id>/ stem WAVs, arrangement MIDI and REAPER project of one job
     stembridge.log    the server's log
     queue.sqlite3     the persistent job queue
+    server.lock       held (flock) by the running bridge, with its pid
 ```
 Nothing is ever overwritten: every job writes a new folder, every take a new file name.
 """
@@ -95,6 +96,11 @@ class ProjectLayout:
     def queue_db(self) -> Path:
         """The SQLite job queue."""
         return self.root / "queue.sqlite3"
+
+    @property
+    def lock_file(self) -> Path:
+        """``server.lock``: a running bridge holds an exclusive flock on it and writes its pid in it."""
+        return self.root / "server.lock"
 
     def ensure(self) -> ProjectLayout:
         """Create every folder that does not exist yet (the server does, at its start); returns self.
