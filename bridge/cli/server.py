@@ -250,7 +250,8 @@ def cmd_midi_ports(args: argparse.Namespace) -> int:
     try:
         names = list_input_ports()
     except OSError as exc:
-        _err(f"stembridge: MIDI is not available here ({exc})")
+        _err(f"stembridge: MIDI is not available here: {exc}; MIDI triggers need a MIDI system "
+             "(on Linux the ALSA sequencer: `sudo modprobe snd-seq`)")
         return 1
     if not names:
         _out("no MIDI input ports; connect a controller")

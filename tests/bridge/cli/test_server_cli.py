@@ -174,3 +174,37 @@ def test_cancel_of_an_unknown_job_with_a_bridge_running_exits_2(tmp_path: Path, 
         assert "no bridge is running" not in capsys.readouterr().out
     assert main(["status", "--project-dir", str(project)]) == 0  # the bridge has stopped
     assert capsys.readouterr().out.startswith("(no bridge is running for this project; this is what the last one wrote")
+
+
+def test_midi_ports_without_a_midi_system_prints_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    import mido
+
+    def no_alsa() -> list[str]:
+        # what rtmidi does without /dev/snd/seq: ALSA writes to fd 2 itself, then rtmidi raises
+        os.write(2, b"ALSA lib seq_hw.c:466:(snd_seq_hw_open) open /dev/snd/seq failed: No such file or directory\n")
+        raise OSError("MidiInAlsa::initialize: error creating ALSA sequencer client object.")
+
+    monkeypatch.setattr(mido, "get_input_names", no_alsa)
+    assert main(["midi", "ports"]) == 1
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("stembridge: MIDI is not available here: ")
+    assert "(open /dev/snd/seq failed: No such file or directory)" in err and "ALSA lib" not in err
+
+
+def test_midi_ports_lists_what_the_system_reports(monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    import mido
+
+    def ports() -> list[str]:
+        os.write(2, b"ALSA lib: a warning\n")
+        return ["Launchpad X:0", "Midi Through:0"]
+
+    monkeypatch.setattr(mido, "get_input_names", ports)
+    assert main(["midi", "ports"]) == 0
+    captured = capfd.readouterr()
+    assert captured.out.splitlines() == ["Launchpad X:0", "Midi Through:0"] and captured.err == ""
