@@ -123,12 +123,22 @@ def _build_vocabulary(params: RecognitionParams) -> _Vocabulary:
 
 
 def _frame_boundaries(notes: Sequence[Note], params: RecognitionParams) -> np.ndarray:
-    """Sorted frame boundaries in beats: onsets and releases, merged and split."""
-    points = np.unique([n.start_beat for n in notes] + [n.end_beat for n in notes])
-    merged = [float(points[0])]
+    """Sorted frame boundaries in beats: onsets and releases, merged and split.
+
+    Points closer than ``onset_merge_beats`` share one boundary. An onset wins over a release
+    it is merged with: legato playing releases a chord just before the next one starts (at
+    beat 3.96 for a change at 4.0), and the change belongs where the new chord is struck.
+    """
+    onsets = {float(n.start_beat) for n in notes}
+    points = sorted(onsets | {float(n.end_beat) for n in notes})
+    merged = [points[0]]
+    merged_is_onset = [points[0] in onsets]
     for p in points[1:]:
         if p - merged[-1] >= params.onset_merge_beats:
-            merged.append(float(p))
+            merged.append(p)
+            merged_is_onset.append(p in onsets)
+        elif p in onsets and not merged_is_onset[-1]:
+            merged[-1], merged_is_onset[-1] = p, True
     last = max(n.end_beat for n in notes)
     if last - merged[-1] > 1e-6:
         merged.append(last)

@@ -8,8 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from conditioning.schema import unknown_keys_message
 from conditioning.timeline import TempoMap
 from conditioning.types import Note
+
+#: The keys of one inline note of request v1.
+NOTE_KEYS = ("pitch", "start_beat", "end_beat", "velocity")
 
 
 @dataclass(frozen=True)
@@ -83,9 +87,9 @@ def notes_from_json(data: object, what: str) -> tuple[Note, ...]:
     for i, raw in enumerate(data):
         if not isinstance(raw, dict):
             raise ValueError(f"{what}[{i}] must be an object with pitch, start_beat, end_beat, velocity")
-        unknown = set(raw) - {"pitch", "start_beat", "end_beat", "velocity"}
+        unknown = unknown_keys_message(raw, NOTE_KEYS, f"{what}[{i}]")
         if unknown:
-            raise ValueError(f"{what}[{i}] has unknown key(s) {sorted(unknown)}")
+            raise ValueError(unknown)
         try:
             pitch = raw["pitch"]
             if isinstance(pitch, bool) or not isinstance(pitch, int | float) or pitch != int(pitch):

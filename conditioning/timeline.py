@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from conditioning.schema import unknown_keys_message
+
 #: Tolerance in beats when checking that a position sits on a bar line.
 BEAT_EPSILON = 1e-6
 
@@ -177,12 +179,9 @@ class TempoMap:
         for i, raw in enumerate(data):
             if not isinstance(raw, Mapping):
                 raise ValueError(f"tempo_map[{i}] must be an object with beat, bpm, time_signature")
-            unknown = set(raw) - {"beat", "bpm", "time_signature"}
+            unknown = unknown_keys_message(raw, ("beat", "bpm", "time_signature"), f"tempo_map[{i}]")
             if unknown:
-                raise ValueError(
-                    f"tempo_map[{i}] has unknown key(s) {sorted(unknown)}; "
-                    "allowed: beat, bpm, time_signature"
-                )
+                raise ValueError(unknown)
             try:
                 beat = float(raw.get("beat", 0.0))
                 bpm = float(raw["bpm"])

@@ -28,6 +28,10 @@ class ModelSpec:
         options: default keyword options passed to the factory.
         weights: ``"module:function"`` returning (present: bool, detail: str), or None when
             the backend needs no weights.
+        stems: the stem names the generator can make, or None when it makes any name a
+            request gives (a backend that splits a mix). Requests are checked against it when
+            they are parsed, before any work, so it is declared here and not read from the
+            (lazily imported) backend.
     """
 
     name: str
@@ -37,6 +41,7 @@ class ModelSpec:
     install_hint: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
     weights: str | None = None
+    stems: tuple[str, ...] | None = None
 
 
 MODELS: dict[str, ModelSpec] = {}
@@ -55,6 +60,7 @@ register(
         "with FluidSynth and a General MIDI SoundFont (no weights, CPU)",
         requires=("fluidsynth", "pretty_midi"),
         install_hint="install the Debian package libfluidsynth3 and `pip install pyfluidsynth pretty_midi`",
+        stems=("drums", "bass", "keys", "lead"),  # models.arranger.generator.SUPPORTED_STEMS
     )
 )
 

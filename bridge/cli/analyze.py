@@ -25,20 +25,25 @@ def chords_to_json(prog: ChordProgression, tempo_map: TempoMap) -> dict[str, Any
     """The ``stembridge analyze --role chords --json`` document.
 
     Returns:
-        ``{"key": "A minor" | None, "tempo_bpm": float, "chords": [{"start_s", "end_s",
-        "start_beat", "end_beat", "label"}]}``; seconds come from ``tempo_map``; ``tempo_bpm``
-        is the tempo at the first chord.
+        ``{"key": "A minor" | None, "tempo_bpm": float, "tempo_map": [...], "chords":
+        [{"start_s", "end_s", "start_beat", "end_beat", "start_bar", "end_bar", "label"}]}``;
+        seconds and bars come from ``tempo_map`` (written out as in a request); bars are 1-based and fractional like a request's ``range``
+        (``start_bar`` 2.5 is the middle of bar 2 in 4/4; ``end_bar`` is exclusive);
+        ``tempo_bpm`` is the tempo at the first chord.
     """
     first = prog.spans[0].start_beat if prog.spans else 0.0
     return {
         "key": prog.key.name if prog.key is not None else None,
         "tempo_bpm": round(tempo_map.bpm_at_beat(first), 3),
+        "tempo_map": tempo_map.to_json(),
         "chords": [
             {
                 "start_s": round(tempo_map.beat_to_seconds(s.start_beat), 6),
                 "end_s": round(tempo_map.beat_to_seconds(s.end_beat), 6),
                 "start_beat": round(s.start_beat, 6),
                 "end_beat": round(s.end_beat, 6),
+                "start_bar": round(tempo_map.beat_to_bar(s.start_beat), 6),
+                "end_bar": round(tempo_map.beat_to_bar(s.end_beat), 6),
                 "label": s.label,
             }
             for s in prog.spans
@@ -46,6 +51,14 @@ def chords_to_json(prog: ChordProgression, tempo_map: TempoMap) -> dict[str, Any
     }
 
 
+def bar_and_beat(bar: float, tempo_map: TempoMap) -> tuple[int, float]:
+    """Split a fractional 1-based bar position into (bar, beat within the bar from 1).
+
+    Beats are the tempo map's beats (quarter notes): in 4/4, bar 2.5 is (2, 3.0).
+    """
+    whole = math.floor(bar + 1e-6)
+    beat = (bar - whole) * tempo_map.beats_per_bar_at(whole)
+    return whole, round(1.0 + max(0.0, beat), 3)
 
 
 def melody_to_json(melody: Melody, tempo_map: TempoMap) -> dict[str, Any]:
@@ -111,7 +124,8 @@ def analyze_file(path: Path, role: str) -> dict[str, Any]:
     """Analyse ``path`` for ``role`` ("chords", "drums" or "melody").
 
     Returns:
-        chords: ``{"key", "tempo_bpm", "chords": [{"start_s", "end_s", "start_beat", "end_beat", "label"}]}``;
+        chords: ``{"key", "tempo_bpm", "tempo_map", "chords": [{"start_s", "end_s", "start_beat",
+        "end_beat", "start_bar", "end_bar", "label"}]}`` (see :func:`chords_to_json`);
         melody: ``{"notes": [{"start_s", "end_s", "pitch", "velocity"}]}``;
         drums: ``{"tempo_bpm", "roles", "onsets", "bars"}``.
 
@@ -151,8 +165,12 @@ def summary_text(result: dict[str, Any], role: str) -> str:
     lines: list[str] = []
     if role == "chords":
         lines.append(f"key: {result.get('key')}   tempo: {result.get('tempo_bpm')} bpm")
+        tempo_map = TempoMap.from_json(result["tempo_map"])
         for c in result["chords"]:
-            lines.append(f"  {c['start_s']:8.2f}s  beat {c['start_beat']:7.2f}  {c['label']}")
+            bar, beat = bar_and_beat(c["start_bar"], tempo_map)
+            lines.append(
+                f"  {c['start_s']:8.2f}s  beat {c['start_beat']:7.2f}  bar {bar:>3} beat {beat:<5g}  {c['label']}"
+            )
     elif role == "melody":
         from conditioning.types import PITCH_CLASS_NAMES
 

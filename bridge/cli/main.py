@@ -115,6 +115,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_INPUT
     if args.model:
         request_data["model"] = args.model
+    if args.seed is not None:
+        request_data["seed"] = args.seed
     print(f"demo project: {project_dir}", file=sys.stderr)
     return _run(request_data, project_dir, args)
 
@@ -163,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--examples", default=None,
                    help="folder holding session.toml and its material (default: the bundled example session)")
     p.add_argument("--model", help="generator to use instead of the session's")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed for the take (default: a new one each run, recorded in the manifest)")
     p.add_argument("--model-path", help="local folder with the model's weights (neural models)")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

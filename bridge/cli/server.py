@@ -8,9 +8,11 @@ them on their own.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import logging
 import os
+import re
 import secrets
 import sys
 import time
@@ -61,11 +63,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
 
 
-def _format_status(status: dict[str, object]) -> list[str]:
+def _format_status(status: dict[str, object], *, bridge_running: bool) -> list[str]:
     lines = []
     age = time.time() - float(status.get("updated", 0) or 0)  # type: ignore[arg-type]
-    if age > 10:
-        lines.append(f"(status.json was last updated {age:.0f} s ago; the bridge may not be running)")
+    if not bridge_running:
+        lines.append(f"(no bridge is running for this project; this is what the last one wrote {age:.0f} s ago)")
+    elif age > 10:
+        lines.append(f"(status.json was last updated {age:.0f} s ago; the bridge may be stuck)")
     running = status.get("running") or []
     queued = status.get("queued") or []
     finished = status.get("finished") or []
@@ -97,41 +101,146 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         _out(json.dumps(status, indent=2))
     else:
-        for line in _format_status(status):
+        for line in _format_status(status, bridge_running=_bridge_pid(ProjectLayout(_project(args))) is not None):
             _out(line)
     return 0
 
 
+def _bridge_pid(layout: ProjectLayout) -> int | None:
+    """The pid of the bridge serving this project now, or None when none is running.
+
+    A running bridge holds an exclusive ``flock`` on ``stembridge/server.lock`` and writes
+    ``pid N`` into it (see ``bridge.app``); the file stays behind when the bridge stops, so
+    the pid must be alive and the lock held.
+    """
+    try:
+        text = layout.lock_file.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    match = re.match(r"pid (\d+)", text.strip())
+    if match is None:
+        return None
+    pid = int(match.group(1))
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, owned by another user
+        pass
+    try:
+        with open(layout.lock_file, "rb") as fh:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)  # only free when no bridge holds it
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    except BlockingIOError:
+        return pid
+    except OSError:
+        return None
+    return None  # the pid was reused by another process
+
+
+def _job_state(layout: ProjectLayout, job_id: str) -> str | None:
+    """What the project knows of ``job_id``: its state in the queue, status.json or outbox, or None."""
+    from bridge.job.takes import read_manifest
+    from bridge.server.queue import read_job_state
+    from bridge.server.status import read_status
+
+    state = read_job_state(layout.queue_db, job_id)
+    if state is not None:
+        return state
+    try:
+        status = read_status(layout.project_dir) or {}
+    except ValueError:
+        status = {}
+    for kind in ("running", "queued"):
+        if any(e.get("job_id") == job_id for e in status.get(kind, []) if isinstance(e, dict)):
+            return kind
+    for entry in status.get("finished", []):
+        if isinstance(entry, dict) and entry.get("job_id") == job_id:
+            return str(entry.get("status"))
+    manifest = read_manifest(layout.manifest_path(job_id)) if layout.manifest_path(job_id).is_file() else None
+    return manifest.status if manifest is not None else None
+
+
+def _error_text(path: Path, deadline: float) -> dict[str, str]:
+    """The ``code:``/``job_id:``/``message:`` fields of a mailbox ``.error.txt`` (waits until written)."""
+    text = ""
+    while True:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            text = ""
+        if text.strip() or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    return fields
+
+
 def cmd_cancel(args: argparse.Namespace) -> int:
-    """``stembridge cancel JOB``: drop a cancel control file in the inbox and wait for the outcome."""
+    """``stembridge cancel JOB``: ask the project's running bridge to cancel a job, and wait for it.
+
+    Exit status: 0 cancelled (or accepted and stopping); 2 not a job id, or no such job in the
+    project; 1 the job already finished, no bridge is running, or the bridge refused.
+    """
+    from bridge.server.queue import FINAL_STATES
     from bridge.server.status import read_status
 
     if not is_job_id(args.job_id):
         _err(f"stembridge: {args.job_id!r} is not a job id (see `stembridge status`)")
         return 2
-    layout = ProjectLayout(_project(args)).ensure()
+    project = _project(args)
+    layout = ProjectLayout(project)
+    if not project.is_dir():
+        _err(f"stembridge: {str(project)!r} is not a folder; give the DAW project folder with --project-dir")
+        return 2
+    state = _job_state(layout, args.job_id)
+    if state is None:
+        _err(f"stembridge: there is no job {args.job_id} in {project}; `stembridge status --project-dir {project}` "
+             "lists its jobs")
+        return 2
+    if state in FINAL_STATES:
+        _err(f"stembridge: job {args.job_id} already finished ({state}); there is nothing to cancel")
+        return 1
+    pid = _bridge_pid(layout)
+    if pid is None:
+        _err(f"stembridge: no bridge is running for {project}, so nothing was cancelled; job {args.job_id} is "
+             f"{state} and runs when a bridge starts (`stembridge serve --project-dir {project}`, then cancel it)")
+        return 1
     name = f"cancel-{args.job_id}-{secrets.token_hex(3)}.json"
     tmp = layout.inbox / f".{name}.tmp"
     tmp.write_text(json.dumps({"version": 1, "action": "cancel", "job_id": args.job_id}), encoding="utf-8")
     tmp.replace(layout.inbox / name)
     deadline = time.monotonic() + args.wait
+    picked_up = False
     while time.monotonic() < deadline:
-        if (layout.inbox / "failed" / name).exists():
-            err = (layout.inbox / "failed" / name.replace(".json", ".error.txt"))
-            text = err.read_text(encoding="utf-8") if err.exists() else ""
-            _err(f"stembridge: could not cancel {args.job_id}: {text.strip()}")
-            return 1
-        if not (layout.inbox / "done" / name).exists():  # not picked up yet
-            time.sleep(0.1)
-            continue
-        status = read_status(layout.project_dir) or {}
-        for entry in status.get("finished", []):
-            if entry.get("job_id") == args.job_id:
-                _out(f"{args.job_id}: {entry.get('status')}")
-                return 0 if entry.get("status") == "cancelled" else 1
-        time.sleep(0.2)  # the CLI waits for the bridge; no transport thread here
-    _out(f"cancel requested for {args.job_id} (the bridge picks it up from the inbox)")
-    return 0
+        failed = layout.inbox / "failed" / name
+        if failed.exists():
+            fields = _error_text(failed.with_name(name.replace(".json", ".error.txt")), deadline + 2.0)
+            message = fields.get("message") or "the bridge gave no reason"
+            _err(f"stembridge: could not cancel {args.job_id}: {message}")
+            return 2 if fields.get("code") == "unknown_job" else 1
+        picked_up = picked_up or (layout.inbox / "done" / name).exists()
+        if picked_up:
+            status = read_status(layout.project_dir) or {}
+            for entry in status.get("finished", []):
+                if entry.get("job_id") == args.job_id:
+                    if entry.get("status") == "cancelled":
+                        _out(f"{args.job_id}: cancelled")
+                        return 0
+                    _err(f"stembridge: job {args.job_id} finished ({entry.get('status')}) before the cancel took effect")
+                    return 1
+        time.sleep(0.1)  # the CLI waits for the bridge; no transport thread here
+    if picked_up:
+        _out(f"{args.job_id}: cancel accepted by the bridge (pid {pid}); the job stops at its next step "
+             "(see `stembridge status`)")
+        return 0
+    _err(f"stembridge: the bridge (pid {pid}) has not picked up the cancel of {args.job_id} within {args.wait:g} s; "
+         f"the request waits in {layout.inbox} and is handled when the bridge reads its inbox")
+    return 1
 
 
 def cmd_midi_ports(args: argparse.Namespace) -> int:
@@ -141,7 +250,8 @@ def cmd_midi_ports(args: argparse.Namespace) -> int:
     try:
         names = list_input_ports()
     except OSError as exc:
-        _err(f"stembridge: MIDI is not available here ({exc})")
+        _err(f"stembridge: MIDI is not available here: {exc}; MIDI triggers need a MIDI system "
+             "(on Linux the ALSA sequencer: `sudo modprobe snd-seq`)")
         return 1
     if not names:
         _out("no MIDI input ports; connect a controller")

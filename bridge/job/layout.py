@@ -9,6 +9,7 @@
     renders/<job_id>/ stem WAVs, arrangement MIDI and REAPER project of one job
     stembridge.log    the server's log
     queue.sqlite3     the persistent job queue
+    server.lock       held (flock) by the running bridge, with its pid
 ```
 Nothing is ever overwritten: every job writes a new folder, every take a new file name.
 """
@@ -96,8 +97,16 @@ class ProjectLayout:
         """The SQLite job queue."""
         return self.root / "queue.sqlite3"
 
+    @property
+    def lock_file(self) -> Path:
+        """``server.lock``: a running bridge holds an exclusive flock on it and writes its pid in it."""
+        return self.root / "server.lock"
+
     def ensure(self) -> ProjectLayout:
-        """Create the folders that do not exist yet; returns self."""
+        """Create every folder that does not exist yet (the server does, at its start); returns self.
+
+        A single job does not need this: it makes only the folders it writes into.
+        """
         for d in (self.inbox, self.inbox / "done", self.inbox / "failed", self.outbox, self.renders):
             d.mkdir(parents=True, exist_ok=True)
         return self
@@ -123,6 +132,31 @@ class ProjectLayout:
                 if parsed is not None and parsed.section_slug == section_slug:
                     highest = max(highest, parsed.take)
         return highest + 1
+
+
+def make_dirs(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents.
+
+    Returns:
+        The folders this call created, deepest first (empty when ``folder`` existed), for
+        :func:`remove_empty_dirs` to undo.
+    """
+    missing = []
+    current = folder
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def remove_empty_dirs(folders: list[Path]) -> None:
+    """Remove each folder of ``folders`` (deepest first) that is empty; others are kept."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another job wrote into it) or already gone: keep it
+            continue
 
 
 _last_job_id = ""

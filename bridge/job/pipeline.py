@@ -3,12 +3,15 @@
 This is the single code path used by ``stembridge generate``, ``stembridge demo`` and the
 server's worker. Results are written into ``renders/<job_id>.partial/`` and published by
 renaming that folder to ``renders/<job_id>/`` before the manifest is written, so a failed or
-cancelled job leaves no partial files and nothing earlier is ever changed.
+cancelled job leaves no partial files and nothing earlier is ever changed. Folders are made
+only when the first file is written, and a failed job removes the ones it made, so a bad
+request leaves nothing new in the musician's project.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,12 +21,18 @@ from typing import Any
 from bridge.export.dawproject import AudioClip, write_dawproject
 from bridge.export.midi import write_arrangement_midi
 from bridge.export.rpp import RppItem, write_rpp
-from bridge.job.layout import ProjectLayout, new_job_id, write_json_atomic
+from bridge.job.layout import (
+    ProjectLayout,
+    make_dirs,
+    new_job_id,
+    remove_empty_dirs,
+    write_json_atomic,
+)
 from bridge.job.manifest import Manifest, Placement, SectionRecord, track_name
 from bridge.job.material import load_material
 from bridge.job.placement import mix, write_section_stems
 from bridge.job.report import write_job_report
-from bridge.job.request import Request, RequestError
+from bridge.job.request import MAX_SEED, MAX_VARIATIONS, Request, RequestError
 from bridge.job.takes import find_base_manifest, load_base_generation
 from conditioning.build import build_conditioning
 from conditioning.timeline import Section
@@ -94,6 +103,11 @@ class _Section:
     generations: list[tuple[int, Generation]]
 
 
+def new_seed() -> int:
+    """A fresh random seed for a request that gives none (room is left for its variations' seed + v)."""
+    return secrets.randbelow(MAX_SEED - MAX_VARIATIONS + 1)
+
+
 def _generate_sections(
     request: Request,
     layout: ProjectLayout,
@@ -101,8 +115,12 @@ def _generate_sections(
     conds: list[SectionConditioning],
     progress: _Progress,
     cancel: CancelToken,
+    seed: int,
 ) -> tuple[list[_Section], dict[str, str]]:
-    """Generate (or regenerate) each section; returns results and base jobs by section name."""
+    """Generate (or regenerate) each section; returns results and base jobs by section name.
+
+    Variation ``v`` (0-based) of every section uses ``seed + v``.
+    """
     wanted = {s.name for s in request.sections_to_generate()}
     todo = [c for c in conds if c.section.name in wanted]
     total = len(todo) * request.variations
@@ -123,7 +141,7 @@ def _generate_sections(
                 previous_mix = _previous_take_mix(layout, cond.previous, request.sample_rate)
         for v in range(request.variations):
             cancel.check()
-            seed = request.seed + v
+            take_seed = seed + v
             on_progress = progress.stage(0.1 + 0.8 * step / total, 0.8 / total)
             label = f"{sec.name}" + (f" (take {first_take + v})" if request.variations > 1 else "")
             on_progress(0.0, f"{label}: generating with {generator.name}")
@@ -131,12 +149,12 @@ def _generate_sections(
                 lo = max(request.range_beats[0], sec.start_beat)
                 hi = min(request.range_beats[1], sec.end_beat)
                 gen = generator.regenerate(
-                    cond, base=base, start_beat=lo, end_beat=hi, seed=seed, progress=on_progress, cancel=cancel,
+                    cond, base=base, start_beat=lo, end_beat=hi, seed=take_seed, progress=on_progress, cancel=cancel,
                     previous_audio=_tail(previous_mix, CONTEXT_SECONDS),
                 )
             else:
                 gen = generator.generate(
-                    cond, seed=seed, progress=on_progress, cancel=cancel, previous_audio=_tail(previous_mix, CONTEXT_SECONDS)
+                    cond, seed=take_seed, progress=on_progress, cancel=cancel, previous_audio=_tail(previous_mix, CONTEXT_SECONDS)
                 )
             entry.generations.append((first_take + v, gen))
             step += 1
@@ -151,8 +169,13 @@ def _publish(
     job_id: str,
     staging: Path,
     results: list[_Section],
+    seed: int,
 ) -> tuple[list[Placement], dict[str, str]]:
-    """Write stems, MIDI and RPP into ``staging``; returns placements and export paths."""
+    """Write stems, MIDI, RPP and the request as run (with ``seed``) into ``staging``.
+
+    Returns:
+        The placements and the export paths.
+    """
     rel = f"stembridge/renders/{job_id}"
     placements: list[Placement] = []
     parts: dict[str, list[Note]] = {}
@@ -186,7 +209,7 @@ def _publish(
     write_dawproject(staging / "arrangement.dawproject", request.tempo_map, request.sections, daw_clips, parts,
                      title=request.project_dir.name, comment=request.prompt)
     exports["dawproject"] = f"{rel}/arrangement.dawproject"
-    write_json_atomic(staging / "request.json", dict(request.raw))
+    write_json_atomic(staging / "request.json", {**request.raw, "seed": seed})
     exports["request"] = f"{rel}/request.json"
     return placements, exports
 
@@ -202,7 +225,9 @@ def run_request(
     """Run ``request`` and write its stems, exports and manifest into the project.
 
     Args:
-        request: a validated request (see :func:`bridge.job.request.parse_request`).
+        request: a validated request (see :func:`bridge.job.request.parse_request`). Without a
+            seed, the job draws a new one (:func:`new_seed`); the manifest's ``seed`` and the
+            job's ``request.json`` record it, so the take can be made again.
         job_id: the job's id (a new one when None). A job id whose manifest exists is refused.
         progress: called with (overall fraction 0-1, message).
         cancel: checked between steps.
@@ -216,7 +241,7 @@ def run_request(
         models.base.ModelUnavailableError: the model cannot run here.
         models.base.GenerationCancelled: cancelled (nothing is written).
     """
-    layout = ProjectLayout(request.project_dir).ensure()
+    layout = ProjectLayout(request.project_dir)  # folders are made only when a file is written
     job_id = job_id or new_job_id()
     if layout.manifest_path(job_id).exists():
         raise RequestError("duplicate", f"job {job_id} has already run; its results are in the outbox")
@@ -230,6 +255,9 @@ def run_request(
             aside = layout.renders / f"{job_id}.unannounced-{suffix}"
         layout.job_dir(job_id).rename(aside)
         log.warning("job %s had results but no manifest; moved them to %s and running it again", job_id, aside)
+    seed = request.seed if request.seed is not None else new_seed()
+    if request.seed is None:
+        log.info("job %s: no seed given; this take uses seed %d", job_id, seed)
     cancel = cancel or CancelToken()
     prog = _Progress(progress)
     prog.report(0.0, "reading your material")
@@ -251,11 +279,12 @@ def run_request(
     staging = layout.renders / f"{job_id}.partial"
     if staging.exists():  # left by a killed run of this same job: never published, safe to drop
         shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+    created: list[Path] = []
     try:
-        results, base_jobs = _generate_sections(request, layout, generator, conds, prog, cancel)
+        results, base_jobs = _generate_sections(request, layout, generator, conds, prog, cancel, seed)
         prog.report(0.92, "writing stems")
-        placements, exports = _publish(request, layout, job_id, staging, results)
+        created = make_dirs(staging)
+        placements, exports = _publish(request, layout, job_id, staging, results, seed)
         prog.report(0.95, "drawing the session report")
         key = results[0].cond.key.name if results and results[0].cond.key else None
         report_problem = write_job_report(request, job_id, material, placements, staging, key=key)
@@ -265,12 +294,13 @@ def run_request(
         staging.rename(layout.job_dir(job_id))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        remove_empty_dirs(created[1:])  # staging is gone; its parents go if this job made them
         raise
     record = Manifest(
         job_id=job_id,
         status="done",
         model=request.model,
-        seed=request.seed,
+        seed=seed,
         sample_rate=request.sample_rate,
         tempo_map=tuple(request.tempo_map.to_json()),
         key=results[0].cond.key.name if results and results[0].cond.key else None,

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from bridge.job.layout import is_job_id
-from conditioning.prompts import normalise_section_prompts
+from conditioning.prompts import matching_section_prompt, normalise_section_prompts
+from conditioning.schema import did_you_mean, unknown_keys_message
 from conditioning.score import notes_from_json
 from conditioning.timeline import Section, TempoMap, validate_sections
 from conditioning.types import ChordSpan, Note
@@ -31,6 +32,8 @@ MAX_JSON_DEPTH = 32
 MAX_NOTES = 50_000
 MAX_SECTIONS = 200
 MAX_VARIATIONS = 8
+#: Largest seed a request may give (variation ``v`` of a job uses seed + v).
+MAX_SEED = 2**31 - 1
 #: Longest song accepted, in seconds (also bounds audio inputs).
 MAX_SONG_SECONDS = 20 * 60.0
 SAMPLE_RATES = (22050, 32000, 44100, 48000, 88200, 96000)
@@ -75,7 +78,11 @@ class InputSource:
 
 @dataclass(frozen=True)
 class Request:
-    """A validated request v1 (see DESIGN.md). ``raw`` is the JSON it came from."""
+    """A validated request v1 (see DESIGN.md). ``raw`` is the JSON it came from.
+
+    ``seed`` is None when the request gives none (or ``null``): every run then draws a new
+    seed (see :func:`bridge.job.pipeline.run_request`), so running it again makes a new take.
+    """
 
     project_dir: Path
     sample_rate: int
@@ -89,7 +96,7 @@ class Request:
     section_prompts: Mapping[str, str]
     stems: tuple[str, ...]
     model: str
-    seed: int
+    seed: int | None
     variations: int
     base_job: str | None
     raw: Mapping[str, Any] = field(default_factory=dict)
@@ -114,15 +121,21 @@ _TOP_KEYS = {
     "stems", "model", "seed", "variations", "base_job", "token",
 }
 _PROJECT_KEYS = {"dir", "sample_rate", "tempo_map"}
+_SECTION_KEYS = {"name", "start_bar", "end_bar", "start_beat", "end_beat"}
+#: The keys of ``inputs.<role>`` for each kind of source.
+_SOURCE_KEYS: dict[str, set[str]] = {
+    "midi": {"midi", "track", "offset_beats"},
+    "notes": {"notes"},
+    "symbols": {"symbols"},
+    "audio": {"audio", "offset_s", "source_offset_s", "length_s"},
+}
 
 
 def _check_keys(obj: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(obj) - allowed)
-    if unknown:
-        raise RequestError(
-            "schema",
-            f"{where} has unknown key(s) {unknown}; allowed keys: {', '.join(sorted(allowed))}",
-        )
+    """Refuse keys outside ``allowed``, naming the closest allowed key for each ("did you mean")."""
+    message = unknown_keys_message(obj, allowed, where)
+    if message is not None:
+        raise RequestError("schema", message)
 
 
 def _obj(value: Any, where: str) -> Mapping[str, Any]:
@@ -187,6 +200,8 @@ def _parse_source(raw: Any, role: str, project_dir: Path, allowed_kinds: tuple[s
     where = f"inputs.{role}"
     obj = _obj(raw, where)
     kinds = [k for k in ("midi", "notes", "symbols", "audio") if k in obj]
+    if not kinds:  # a typo of the kind ('midl') gets a "did you mean"
+        _check_keys(obj, {key for kind in allowed_kinds for key in _SOURCE_KEYS[kind]}, where)
     if len(kinds) != 1 or kinds[0] not in allowed_kinds:
         raise RequestError(
             "schema",
@@ -194,7 +209,7 @@ def _parse_source(raw: Any, role: str, project_dir: Path, allowed_kinds: tuple[s
         )
     kind = kinds[0]
     if kind == "midi":
-        _check_keys(obj, {"midi", "track", "offset_beats"}, where)
+        _check_keys(obj, _SOURCE_KEYS["midi"], where)
         track = obj.get("track")
         return InputSource(
             kind="midi",
@@ -203,7 +218,7 @@ def _parse_source(raw: Any, role: str, project_dir: Path, allowed_kinds: tuple[s
             offset_beats=_number(obj.get("offset_beats", 0.0), f"{where}.offset_beats"),
         )
     if kind == "notes":
-        _check_keys(obj, {"notes"}, where)
+        _check_keys(obj, _SOURCE_KEYS["notes"], where)
         if isinstance(obj["notes"], list) and len(obj["notes"]) > MAX_NOTES:
             raise RequestError("limit", f"{where}.notes has more than {MAX_NOTES} notes; select less")
         try:
@@ -212,9 +227,9 @@ def _parse_source(raw: Any, role: str, project_dir: Path, allowed_kinds: tuple[s
             raise RequestError("input", str(exc)) from None
         return InputSource(kind="notes", notes=notes)
     if kind == "symbols":
-        _check_keys(obj, {"symbols"}, where)
+        _check_keys(obj, _SOURCE_KEYS["symbols"], where)
         return InputSource(kind="symbols", symbols=_parse_symbols(obj["symbols"], f"{where}.symbols"))
-    _check_keys(obj, {"audio", "offset_s", "source_offset_s", "length_s"}, where)
+    _check_keys(obj, _SOURCE_KEYS["audio"], where)
     length = obj.get("length_s")
     return InputSource(
         kind="audio",
@@ -255,7 +270,7 @@ def _parse_sections(raw: Any, tempo_map: TempoMap) -> tuple[Section, ...]:
     for i, item in enumerate(raw):
         where = f"sections[{i}]"
         obj = _obj(item, where)
-        _check_keys(obj, {"name", "start_bar", "end_bar", "start_beat", "end_beat"}, where)
+        _check_keys(obj, _SECTION_KEYS, where)
         name = _text(obj.get("name", f"Section {i + 1}"), f"{where}.name", 200) or f"Section {i + 1}"
         try:
             if "start_bar" in obj or "end_bar" in obj:
@@ -284,10 +299,59 @@ def _parse_sections(raw: Any, tempo_map: TempoMap) -> tuple[Section, ...]:
         ordered = validate_sections(sections)
     except ValueError as exc:
         raise RequestError("sections", str(exc)) from None
+    _check_unique_names(ordered)
     end_s = tempo_map.beat_to_seconds(ordered[-1].end_beat)
     if end_s > MAX_SONG_SECONDS:
         raise RequestError("limit", f"the song runs {end_s / 60:.1f} minutes; the limit is {MAX_SONG_SECONDS / 60:.0f}")
     return tuple(ordered)
+
+
+def _check_unique_names(sections: list[Section]) -> None:
+    """Refuse two sections whose takes would share file names (the same name, or the same slug).
+
+    Raises:
+        RequestError: code "sections", naming both sections and their bars.
+    """
+    seen: dict[str, Section] = {}
+    for sec in sections:
+        other = seen.setdefault(sec.slug, sec)
+        if other is sec:
+            continue
+        bars = f"(bars {other.start_bar:g}-{other.end_bar:g} and {sec.start_bar:g}-{sec.end_bar:g})"
+        if other.name == sec.name:
+            raise RequestError(
+                "sections",
+                f"two sections are named {sec.name!r} {bars}; give every section its own name, e.g. "
+                f"{sec.name + ' 1'!r} and {sec.name + ' 2'!r} (rename the regions or locators in the DAW)",
+            )
+        raise RequestError(
+            "sections",
+            f"sections {other.name!r} and {sec.name!r} {bars} would share the take files {sec.slug}_*.wav; "
+            "rename one of them (names are compared without case and punctuation)",
+        )
+
+
+def _check_section_prompts(section_prompts: Mapping[str, str], sections: tuple[Section, ...]) -> None:
+    """Refuse a ``section_prompts`` key that no section would use.
+
+    A key is used when it names a section, a section without its number ("Chorus" for
+    "Chorus 2") or a section's role (see :func:`conditioning.prompts.matching_section_prompt`).
+
+    Raises:
+        RequestError: code "schema", naming the key, the closest section name and every section.
+    """
+    for key in section_prompts:
+        if any(matching_section_prompt(sec, {key: "used"}) for sec in sections):
+            continue
+        names = [sec.name for sec in sections]
+        bases = {sec.name.rstrip("0123456789 ").strip() for sec in sections}
+        roles = {sec.role for sec in sections}
+        raise RequestError(
+            "schema",
+            f"section_prompts key {key!r} matches no section{did_you_mean(key, [*names, *bases, *roles])}; "
+            f"the sections are {', '.join(map(repr, names))} (a key is a section's name, its name without "
+            "the number, or its kind such as 'chorus')",
+        )
 
 
 def _parse_range(raw: Any, sections: tuple[Section, ...], tempo_map: TempoMap) -> tuple[float, float]:
@@ -307,6 +371,26 @@ def _parse_range(raw: Any, sections: tuple[Section, ...], tempo_map: TempoMap) -
             f"{last.end_bar:g}); select bars inside a section",
         )
     return (start, end)
+
+
+def _check_stems(stems: list[str], model: str) -> None:
+    """Refuse stems the model does not make (its registry spec declares them).
+
+    Raises:
+        RequestError: code "schema", naming the stem, the closest one the model makes and all of them.
+    """
+    makes = MODELS[model].stems
+    if makes is None:
+        return
+    for stem in stems:
+        if stem not in makes:
+            others = sorted(n for n, spec in MODELS.items() if spec.stems is None and not n.endswith("-debug"))
+            elsewhere = f"; for other stems choose a model that splits a mix into any stems ({', '.join(others)})" if others else ""
+            raise RequestError(
+                "schema",
+                f"model {model!r} cannot make stem {stem!r}{did_you_mean(stem, makes)}; it makes "
+                f"{', '.join(makes)}{elsewhere}",
+            )
 
 
 def _too_large(what: str) -> RequestError:
@@ -402,9 +486,14 @@ def parse_request(data: Mapping[str, Any] | str | bytes, *, base_dir: Path | Non
         data = decode_request(data)
     obj = _obj(data, "the request")
     _check_keys(obj, _TOP_KEYS, "the request")
-    if obj.get("version") != REQUEST_VERSION:
+    version = obj.get("version")
+    if "version" not in obj:
+        raise RequestError("version", f'the request has no "version"; send "version": {REQUEST_VERSION}')
+    if isinstance(version, bool) or version != REQUEST_VERSION:
         raise RequestError(
-            "version", f"request version {obj.get('version')!r} is not supported; send \"version\": 1"
+            "version",
+            f"request version {json.dumps(version, default=str)[:40]} is not supported; "
+            f'send "version": {REQUEST_VERSION} (the only version this bridge reads)',
         )
     project = _obj(obj.get("project"), "project")
     _check_keys(project, _PROJECT_KEYS, "project")
@@ -439,6 +528,14 @@ def parse_request(data: Mapping[str, Any] | str | bytes, *, base_dir: Path | Non
         normalise_section_prompts(section_prompts)
     except ValueError as exc:
         raise RequestError("schema", str(exc)) from None
+    _check_section_prompts(section_prompts, sections)
+    model = _text(obj.get("model", "arranger"), "model", 100)
+    if model not in MODELS:
+        raise RequestError(
+            "unknown_model",
+            f"unknown model {model!r}{did_you_mean(model, MODELS)}; choose one of: {', '.join(sorted(MODELS))} "
+            "(see `stembridge models`)",
+        )
     stems_raw = obj.get("stems", list(DEFAULT_STEMS))
     if not isinstance(stems_raw, list) or not stems_raw:
         raise RequestError("schema", 'stems must be a non-empty list like ["drums", "bass", "keys", "lead"]')
@@ -449,12 +546,8 @@ def parse_request(data: Mapping[str, Any] | str | bytes, *, base_dir: Path | Non
         if s in stems:
             raise RequestError("schema", f"stem {s!r} is listed twice")
         stems.append(s)
-    model = _text(obj.get("model", "arranger"), "model", 100)
-    if model not in MODELS:
-        raise RequestError(
-            "unknown_model", f"unknown model {model!r}; choose one of: {', '.join(sorted(MODELS))} (see `stembridge models`)"
-        )
-    seed = _int(obj.get("seed", 0), "seed", 0, 2**31 - 1)
+    _check_stems(stems, model)
+    seed = None if obj.get("seed") is None else _int(obj["seed"], "seed", 0, MAX_SEED)
     variations = _int(obj.get("variations", 1), "variations", 1, MAX_VARIATIONS)
     base_job = obj.get("base_job")
     if base_job is not None and not is_job_id(base_job):

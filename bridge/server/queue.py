@@ -288,3 +288,32 @@ class JobQueue:
                 "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')"
             ).fetchone()
         return int(n)
+
+
+def read_job_state(path: Path, job_id: str) -> str | None:
+    """The state of ``job_id`` in the queue file at ``path``, read without writing to it.
+
+    For another process (``stembridge cancel``) that must not create or change the queue of
+    a bridge that may or may not be running.
+
+    Returns:
+        "queued", "running", "done", "failed" or "cancelled"; None when the file does not
+        exist, is not a queue, or has no such job.
+    """
+    if not path.is_file():
+        return None
+    # A bridge with the queue open keeps its -wal file; without one, "immutable" reads the file
+    # as it is and creates no -wal/-shm files beside it (a read-only open in WAL mode would).
+    in_use = path.with_name(path.name + "-wal").exists()
+    query = "mode=ro" if in_use else "immutable=1"
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?{query}", uri=True, timeout=5.0)
+    except sqlite3.Error:
+        return None
+    try:
+        row = db.execute("SELECT state FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    except sqlite3.Error:  # not a queue file, or locked past the timeout
+        return None
+    finally:
+        db.close()
+    return None if row is None else str(row[0])

@@ -257,10 +257,42 @@ def mido_opener(name: str, callback: Callable[[mido.Message], None]) -> InputPor
 def list_input_ports() -> list[str]:
     """Names of the MIDI input ports on this machine.
 
+    The MIDI system (rtmidi, ALSA) prints its own error lines straight to file descriptor 2;
+    during the query (milliseconds) that descriptor goes to a temporary file instead, whose
+    text is logged at debug level and, on failure, folded into the error, so a caller shows
+    one clear line.
+
     Raises:
-        OSError: the MIDI system cannot be opened (e.g. no ALSA sequencer).
+        OSError: the MIDI system cannot be opened (e.g. no ALSA sequencer); the message
+            carries the system's own reason.
     """
-    return list(mido.get_input_names())
+    import os
+    import re
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    failure: OSError | None = None
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            names = list(mido.get_input_names())
+        except OSError as exc:
+            failure = exc
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        sink.seek(0)
+        said = sink.read().decode("utf-8", errors="replace").strip()
+    if said:
+        log.debug("the MIDI system said: %s", said)
+    if failure is not None:
+        # "ALSA lib seq_hw.c:466:(snd_seq_hw_open) open /dev/snd/seq failed: ..." -> the reason
+        reasons = [re.sub(r"^ALSA lib \S+:\d+:\(\w+\)\s*", "", line).strip() for line in said.splitlines()]
+        detail = "; ".join(r for r in reasons if r)
+        raise OSError(f"{failure}" + (f" ({detail})" if detail else "")) from failure
+    return names
 
 
 def _feeder(router: TriggerRouter, name: str) -> Callable[[mido.Message], None]:

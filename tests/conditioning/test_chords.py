@@ -58,6 +58,17 @@ def test_block_chords_and_merging() -> None:
     assert prog.key is not None and prog.key.name == "C major"
 
 
+def test_legato_changes_land_on_the_new_onset() -> None:
+    # each chord is released 1/24 beat before the next is struck (a common legato MIDI export):
+    # the change is where the next chord starts, not where the previous one let go
+    notes: list[Note] = []
+    for i, pitches in enumerate([(45, 57, 60, 64), (41, 57, 60, 65), (48, 55, 60, 64), (43, 55, 59, 62)]):
+        notes += block(pitches, 4.0 * i, length=4.0 - 1 / 24)
+    prog = chords_from_notes(notes, TM)
+    assert labels(prog) == ["A:min", "F:maj", "C:maj", "G:maj"]
+    assert [s.start_beat for s in prog.spans] == [0.0, 4.0, 8.0, 12.0]
+
+
 def test_arpeggios() -> None:
     notes = arpeggio([45, 52, 57, 60, 64], 0) + arpeggio([41, 48, 53, 57, 60], 4) + arpeggio([48, 55, 60, 64, 67], 8) + arpeggio([43, 50, 55, 59, 62], 12)
     prog = chords_from_notes(notes, TM)

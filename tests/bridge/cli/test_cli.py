@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.cli.demo import bundled_session
 from bridge.cli.main import main
 from tests.bridge.conftest import base_request
 
@@ -26,6 +27,11 @@ def test_generate_prints_table_and_writes_manifest(project: Path, capsys: pytest
         (lambda r: r["project"].update(tempo_map=[{"beat": 0, "bpm": 0}]), "above 0 bpm"),
         (lambda r: r.update(colour="red"), "unknown key"),
         (lambda r: r.update(model="nope"), "unknown model"),
+        (lambda r: r.update(promt="funk"), "unknown key 'promt' (did you mean 'prompt'?)"),
+        (lambda r: r.update(sections=[{"name": "Chorus", "start_bar": 1, "end_bar": 3},
+                                      {"name": "Chorus", "start_bar": 3, "end_bar": 5}]), "two sections are named 'Chorus'"),
+        (lambda r: r.update(stems=["guitar"]), "model 'arranger' cannot make stem 'guitar'"),
+        (lambda r: r.update(version=True), 'send "version": 1'),
     ],
 )
 def test_bad_requests_exit_2(project: Path, capsys: pytest.CaptureFixture[str], mutate, fragment: str) -> None:  # type: ignore[no-untyped-def]
@@ -33,9 +39,10 @@ def test_bad_requests_exit_2(project: Path, capsys: pytest.CaptureFixture[str], 
     mutate(data)
     req = project / "req.json"
     req.write_text(json.dumps(data))
+    before = sorted(project.rglob("*"))
     assert main(["generate", str(req), "--quiet"]) == 2
     assert fragment in capsys.readouterr().err
-    assert not (project / "stembridge" / "outbox").exists() or not list((project / "stembridge" / "outbox").glob("*.json"))
+    assert sorted(project.rglob("*")) == before  # nothing new: no empty stembridge/ skeleton either
 
 
 def test_unreadable_request_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -59,6 +66,16 @@ def test_undecodable_request_files_exit_2(tmp_path: Path, capsys: pytest.Capture
     assert main(["generate", str(req), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert fragment in err and str(req) in err
+
+
+def test_a_request_failing_on_its_material_leaves_nothing_new(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "broken.mid").write_bytes(b"MThd\x00\x00\x00\x06\x00\x01garbage")
+    req = project / "req.json"
+    req.write_text(json.dumps(base_request(project, inputs={"chords": {"midi": "broken.mid"}})))
+    before = sorted(project.rglob("*"))
+    assert main(["generate", str(req), "--quiet"]) == 2
+    assert "broken.mid" in capsys.readouterr().err
+    assert sorted(project.rglob("*")) == before
 
 
 def test_non_utf8_request_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -85,6 +102,17 @@ def test_analyze_chords_json(project: Path, capsys: pytest.CaptureFixture[str]) 
 def test_analyze_readable_summary(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze", str(project / "chords.mid"), "--role", "chords"]) == 0
     assert "A:min" in capsys.readouterr().out
+
+
+def test_analyze_places_legato_changes_on_the_beat_and_bar(capsys: pytest.CaptureFixture[str]) -> None:
+    # the demo's chords.mid releases each chord 1/24 beat early; the changes are at beats 4, 8, ...
+    chords_mid = Path(str(bundled_session().joinpath("chords.mid")))
+    assert main(["analyze", str(chords_mid), "--role", "chords", "--json"]) == 0
+    chords = json.loads(capsys.readouterr().out)["chords"]
+    assert [c["start_beat"] for c in chords[:4]] == [0.0, 4.0, 8.0, 12.0]
+    assert [c["start_bar"] for c in chords[:4]] == [1.0, 2.0, 3.0, 4.0]
+    assert main(["analyze", str(chords_mid), "--role", "chords"]) == 0
+    assert "beat    4.00  bar   2 beat 1      F:maj" in capsys.readouterr().out
 
 
 def test_analyze_corrupt_and_empty_midi(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,7 +11,9 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from bridge.cli.demo import DEMO_SESSION_DIR, SESSION_FILE, bundled_session
 from bridge.cli.main import main
@@ -43,6 +45,15 @@ def test_demo_places_stems_matching_the_manifest(tmp_path: Path, capsys: pytest.
     second = json.loads(capsys.readouterr().out)
     assert {p["take"] for p in second["placements"]} == {2}
     assert (out / "hum.wav").read_bytes() == before
+    # the session gives no seed: take 2 has a new one (recorded) and sounds different
+    assert second["seed"] != manifest["seed"]
+    keys = [next(p for p in m["placements"] if p["stem"] == "keys") for m in (manifest, second)]
+    assert (out / keys[0]["file"]).read_bytes() != (out / keys[1]["file"]).read_bytes()
+    # --seed repeats a take exactly
+    assert main(["demo", "--out", str(out), "--seed", str(manifest["seed"]), "--json", "--quiet"]) == 0
+    third = json.loads(capsys.readouterr().out)
+    for a, c in zip(manifest["placements"], third["placements"], strict=True):
+        assert np.array_equal(sf.read(out / a["file"])[0], sf.read(out / c["file"])[0]), a["file"]
     for p in manifest["placements"]:
         assert (out / p["file"]).is_file()
 

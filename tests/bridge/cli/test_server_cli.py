@@ -83,3 +83,128 @@ def test_serve_stops_cleanly_on_request(tmp_path: Path) -> None:
     assert result == [0]
     assert "bridge stopped" in (project / "stembridge" / "stembridge.log").read_text()
     c.close()
+
+
+def _queued_job(project: Path, job_id: str = "20261201-120000-abc123") -> str:
+    """A job left queued by a bridge that has stopped (its queue file stays in the project)."""
+    from bridge.job.layout import ProjectLayout
+    from bridge.server.queue import JobQueue
+
+    queue = JobQueue(ProjectLayout(project).queue_db)
+    queue.enqueue(job_id, tiny_request(project), source="osc")
+    queue.close()
+    return job_id
+
+
+def test_cancel_without_a_bridge_says_so_and_leaves_no_control_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = make_project(tmp_path / "song")
+    before = sorted(project.rglob("*"))
+    assert main(["cancel", "20261201-120000-abc123", "--project-dir", str(project)]) == 2
+    err = capsys.readouterr().err
+    assert "there is no job 20261201-120000-abc123 in" in err and "stembridge status" in err
+    assert sorted(project.rglob("*")) == before  # not even an inbox folder
+    job = _queued_job(project)
+    (project / "stembridge" / "server.lock").write_text("pid 999999999\n")  # left by a bridge that stopped
+    before = sorted(project.rglob("*"))
+    assert main(["cancel", job, "--project-dir", str(project), "--wait", "0.2"]) == 1
+    err = capsys.readouterr().err
+    assert f"no bridge is running for {project}, so nothing was cancelled; job {job} is queued" in err
+    assert "cancel requested" not in err
+    assert sorted(project.rglob("*")) == before
+
+
+def test_cancel_of_a_finished_job_reads_the_outbox(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bridge.job.layout import ProjectLayout, write_json_atomic
+    from bridge.job.manifest import Manifest
+
+    project = make_project(tmp_path / "song")
+    job = "20261201-120000-def456"
+    record = Manifest(job_id=job, status="done", model="arranger", seed=3, sample_rate=22050,
+                      tempo_map=({"beat": 0.0, "bpm": 120.0, "time_signature": [4, 4]},))
+    write_json_atomic(ProjectLayout(project).manifest_path(job), record.to_json())
+    assert main(["cancel", job, "--project-dir", str(project)]) == 1
+    assert f"job {job} already finished (done); there is nothing to cancel" in capsys.readouterr().err
+
+
+def test_a_refused_cancel_prints_the_bridges_message_not_its_raw_fields(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stand-in bridge (holding the lock, answering from the inbox) refuses the cancel."""
+    import fcntl
+    import os
+
+    project = make_project(tmp_path / "song")
+    job = _queued_job(project)
+    inbox = project / "stembridge" / "inbox"
+    (inbox / "failed").mkdir(parents=True)
+    stop = threading.Event()
+
+    def refuse() -> None:
+        while not stop.is_set():
+            for control in inbox.glob("cancel-*.json"):
+                control.rename(inbox / "failed" / control.name)
+                (inbox / "failed" / control.name.replace(".json", ".error.txt")).write_text(
+                    f"code: finished\njob_id: {job}\nmessage: job {job} finished a moment ago\n")
+            stop.wait(0.02)
+
+    with open(project / "stembridge" / "server.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock.write(f"pid {os.getpid()}\n")
+        lock.flush()
+        answering = threading.Thread(target=refuse)
+        answering.start()
+        try:
+            assert main(["cancel", job, "--project-dir", str(project), "--wait", "5"]) == 1
+        finally:
+            stop.set()
+            answering.join()
+    err = capsys.readouterr().err
+    assert err.strip() == f"stembridge: could not cancel {job}: job {job} finished a moment ago"
+
+
+def test_cancel_of_an_unknown_job_with_a_bridge_running_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = make_project(tmp_path / "song")
+    with BridgeServer(ServerConfig(project_dir=project, osc_port=0, poll_interval_s=0.05)):
+        assert main(["cancel", "no-such-job", "--project-dir", str(project)]) == 2
+        assert "there is no job no-such-job" in capsys.readouterr().err
+        assert not list((project / "stembridge" / "inbox").glob("*.json"))
+        assert main(["status", "--project-dir", str(project)]) == 0
+        assert "no bridge is running" not in capsys.readouterr().out
+    assert main(["status", "--project-dir", str(project)]) == 0  # the bridge has stopped
+    assert capsys.readouterr().out.startswith("(no bridge is running for this project; this is what the last one wrote")
+
+
+def test_midi_ports_without_a_midi_system_prints_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    import mido
+
+    def no_alsa() -> list[str]:
+        # what rtmidi does without /dev/snd/seq: ALSA writes to fd 2 itself, then rtmidi raises
+        os.write(2, b"ALSA lib seq_hw.c:466:(snd_seq_hw_open) open /dev/snd/seq failed: No such file or directory\n")
+        raise OSError("MidiInAlsa::initialize: error creating ALSA sequencer client object.")
+
+    monkeypatch.setattr(mido, "get_input_names", no_alsa)
+    assert main(["midi", "ports"]) == 1
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("stembridge: MIDI is not available here: ")
+    assert "(open /dev/snd/seq failed: No such file or directory)" in err and "ALSA lib" not in err
+
+
+def test_midi_ports_lists_what_the_system_reports(monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    import mido
+
+    def ports() -> list[str]:
+        os.write(2, b"ALSA lib: a warning\n")
+        return ["Launchpad X:0", "Midi Through:0"]
+
+    monkeypatch.setattr(mido, "get_input_names", ports)
+    assert main(["midi", "ports"]) == 0
+    captured = capfd.readouterr()
+    assert captured.out.splitlines() == ["Launchpad X:0", "Midi Through:0"] and captured.err == ""

@@ -12,7 +12,7 @@ import pytest
 import rpp
 import soundfile as sf
 
-from bridge.job.pipeline import run_request
+from bridge.job.pipeline import JobResult, run_request
 from bridge.job.request import RequestError, parse_request
 from conditioning.timeline import TempoMap
 from models.base import CancelToken, GenerationCancelled
@@ -102,6 +102,26 @@ def test_second_run_adds_takes_and_keeps_the_first(project: Path) -> None:
         assert a.shape == b.shape and not np.array_equal(a, b), f"another seed should give another {stem} part"
 
 
+def test_a_new_take_without_a_seed_draws_a_new_seed_and_records_it(project: Path) -> None:
+    unseeded = base_request(project, stems=["bass", "keys"], sections=[{"name": "Verse 1", "start_bar": 1, "end_bar": 3}])
+    del unseeded["seed"]
+    first = run_request(parse_request(unseeded))
+    second = run_request(parse_request({**unseeded, "seed": None}))  # null means "no seed" too
+    seeds = [first.manifest["seed"], second.manifest["seed"]]
+    assert seeds[0] != seeds[1] and all(isinstance(s, int) for s in seeds)
+
+    def take_audio(result: JobResult) -> dict[str, np.ndarray]:
+        return {p["stem"]: sf.read(project / p["file"])[0] for p in result.manifest["placements"]}
+
+    a, b = take_audio(first), take_audio(second)
+    assert any(not np.array_equal(a[stem], b[stem]) for stem in a), "take 2 must differ from take 1"
+    # the job's request.json carries the seed it used, and that seed makes the same take again
+    recorded = json.loads((project / first.manifest["exports"]["request"]).read_text())
+    assert recorded["seed"] == seeds[0]
+    again = take_audio(run_request(parse_request(recorded)))
+    assert all(np.array_equal(again[stem], a[stem]) for stem in a)
+
+
 def test_regeneration_keeps_samples_outside_the_range(project: Path) -> None:
     base = run_request(parse_request(base_request(project)))
     regen = run_request(parse_request(base_request(project, seed=99, range={"start_bar": 2, "end_bar": 3})))
@@ -145,9 +165,25 @@ def test_cancel_writes_nothing(project: Path) -> None:
 
     with pytest.raises(GenerationCancelled):
         run_request(parse_request(base_request(project)), progress=progress, cancel=token)
-    renders = project / "stembridge" / "renders"
-    assert list(renders.iterdir()) == []
-    assert list((project / "stembridge" / "outbox").glob("*.json")) == []
+    assert not (project / "stembridge").exists()  # not even empty folders
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.92])  # while reading the material / once stems are written
+def test_a_failed_first_job_leaves_no_folders_in_the_project(project: Path, threshold: float) -> None:
+    token = CancelToken()
+    before = sorted(project.rglob("*"))
+
+    def progress(fraction: float, message: str) -> None:
+        if fraction >= threshold:
+            token.cancel()
+
+    with pytest.raises(GenerationCancelled):
+        run_request(parse_request(base_request(project, stems=["bass"])), progress=progress, cancel=token)
+    assert sorted(project.rglob("*")) == before
+    (project / "broken.mid").write_bytes(b"MThd\x00\x00\x00\x06\x00\x01garbage")
+    with pytest.raises(RequestError):
+        run_request(parse_request(base_request(project, inputs={"chords": {"midi": "broken.mid"}})))
+    assert not (project / "stembridge").exists()
 
 
 def test_variations_make_consecutive_takes(project: Path) -> None:

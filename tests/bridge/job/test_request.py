@@ -153,3 +153,88 @@ def test_decode_request_paths_json_and_bounds(project: Path, tmp_path_factory: p
         with pytest.raises(RequestError) as info:
             call()
         assert info.value.code == code and fragment in str(info.value), (code, str(info.value))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "where", "typo", "meant"),
+    [
+        (lambda r, p: r.update(promt="lo-fi"), "the request", "promt", "prompt"),
+        (lambda r, p: r["project"].update(sampl_rate=48000), "project", "sampl_rate", "sample_rate"),
+        (lambda r, p: r["project"].update(tempo_map=[{"beat": 0, "bmp": 120}]), "tempo_map[0]", "bmp", "bpm"),
+        (lambda r, p: r["sections"][1].update(endbar=5), "sections[1]", "endbar", "end_bar"),
+        (lambda r, p: r.update(range={"start_bar": 1, "end": 2}), "range", "end", "end_bar"),
+        (lambda r, p: r.update(inputs={"chrods": {"midi": "chords.mid"}}), "inputs", "chrods", "chords"),
+        (lambda r, p: r.update(inputs={"chords": {"midl": "chords.mid"}}), "inputs.chords", "midl", "midi"),
+        (lambda r, p: r.update(inputs={"chords": {"midi": "chords.mid", "trak": "keys"}}), "inputs.chords", "trak", "track"),
+        (lambda r, p: r.update(inputs={"melody": {"notes": [{"pitch": 60, "start_beat": 0, "end_beet": 1}]}}),
+         "inputs.melody.notes[0]", "end_beet", "end_beat"),
+    ],
+)
+def test_unknown_keys_name_the_closest_allowed_key_at_every_level(  # type: ignore[no-untyped-def]
+    project: Path, mutate, where: str, typo: str, meant: str
+) -> None:
+    data = base_request(project)
+    mutate(data, project)
+    with pytest.raises(RequestError) as info:
+        parse_request(data)
+    assert f"{where} has unknown key {typo!r} (did you mean {meant!r}?)" in str(info.value)
+
+
+def test_an_unknown_key_unlike_any_allowed_one_gets_no_guess(project: Path) -> None:
+    with pytest.raises(RequestError, match=r"unknown key 'colour'; allowed keys: base_job, "):
+        parse_request(base_request(project, colour="red"))
+
+
+@pytest.mark.parametrize("version", [True, 1.5, "1", None])
+def test_only_version_1_is_read(project: Path, version: object) -> None:
+    with pytest.raises(RequestError) as info:
+        parse_request(base_request(project, version=version))
+    assert info.value.code == "version" and 'send "version": 1' in str(info.value)
+    assert parse_request(base_request(project, version=1)).seed == 7
+
+
+def test_a_section_prompt_matching_no_section_names_the_sections(project: Path) -> None:
+    with pytest.raises(RequestError) as info:
+        parse_request(base_request(project, section_prompts={"Chorus": "loud", "Chrous 1": "louder"}))
+    message = str(info.value)
+    assert info.value.code == "schema"
+    assert "'Chrous 1' matches no section (did you mean 'Chorus 1'?)" in message
+    assert "the sections are 'Verse 1', 'Chorus 1'" in message
+    with pytest.raises(RequestError, match="'Bridge' matches no section; the sections are"):
+        parse_request(base_request(project, section_prompts={"Bridge": "sparse"}))
+    # a section's name, its name without the number, and its kind all match
+    req = parse_request(base_request(project, section_prompts={"verse 1": "soft", "Chorus": "loud"}))
+    assert dict(req.section_prompts) == {"verse 1": "soft", "Chorus": "loud"}
+    assert parse_request(base_request(project, section_prompts={"chorus": "loud"})).section_prompts
+
+
+@pytest.mark.parametrize(
+    ("sections", "fragment"),
+    [
+        ([("Chorus", 1, 3), ("Verse", 3, 5), ("Chorus", 5, 7)],
+         "two sections are named 'Chorus' (bars 1-3 and 5-7); give every section its own name, e.g. 'Chorus 1'"),
+        ([("Verse 1", 1, 3), ("verse-1", 3, 5)], "'Verse 1' and 'verse-1' (bars 1-3 and 3-5) would share the take files"),
+    ],
+)
+def test_sections_sharing_a_name_are_refused_when_parsed(
+    project: Path, sections: list[tuple[str, int, int]], fragment: str
+) -> None:
+    data = base_request(project, sections=[{"name": n, "start_bar": a, "end_bar": b} for n, a, b in sections])
+    with pytest.raises(RequestError) as info:
+        parse_request(data)
+    assert info.value.code == "sections" and fragment in str(info.value)
+
+
+def test_stems_are_checked_against_the_models_declared_stems(project: Path) -> None:
+    with pytest.raises(RequestError) as info:
+        parse_request(base_request(project, stems=["drums", "guitar"]))
+    assert "model 'arranger' cannot make stem 'guitar'; it makes drums, bass, keys, lead" in str(info.value)
+    with pytest.raises(RequestError, match=r"stem 'drum' \(did you mean 'drums'\?\)"):
+        parse_request(base_request(project, stems=["drum"]))
+    # a model that splits a mix makes any stem name
+    assert parse_request(base_request(project, model="musicgen-debug", stems=["guitar"])).stems == ("guitar",)
+
+
+def test_an_unknown_model_gets_the_closest_name(project: Path) -> None:
+    with pytest.raises(RequestError, match=r"unknown model 'musicgen-smal' \(did you mean 'musicgen-small'\?\)"):
+        parse_request(base_request(project, model="musicgen-smal"))
