@@ -28,7 +28,8 @@ from typing import Any
 from bridge.job.layout import ProjectLayout
 from bridge.job.request import MAX_REQUEST_BYTES
 from bridge.server.queue import Job
-from bridge.server.service import Dispatcher, Origin, Outcome
+from bridge.server.replies import Origin
+from bridge.server.service import JobService, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +52,16 @@ def _unique(folder: Path, name: str) -> Path:
 
 
 class Mailbox:
-    """Picks up inbox files and hands them to the dispatcher.
+    """Picks up inbox files and hands them to the job service.
 
     Args:
         layout: the project's folders (``ensure()``-d).
-        dispatcher: validates and queues.
+        service: validates and queues (the same service OSC and MIDI use).
     """
 
-    def __init__(self, layout: ProjectLayout, dispatcher: Dispatcher) -> None:
+    def __init__(self, layout: ProjectLayout, service: JobService) -> None:
         self._layout = layout
-        self._dispatcher = dispatcher
+        self._service = service
         self.done = layout.inbox / "done"
         self.failed = layout.inbox / "failed"
 
@@ -134,7 +135,7 @@ class Mailbox:
             return Outcome(False, "", "invalid_json", "the file's JSON is nested too deeply to be a request")
         if isinstance(obj, dict) and "action" in obj:
             return self._control(obj, origin, given_id)
-        return self._dispatcher.generate(obj, origin, job_id=given_id)
+        return self._service.generate(obj, origin, job_id=given_id)
 
     def _control(self, obj: dict[str, Any], origin: Origin, given_id: str | None) -> Outcome:
         unknown = sorted(set(obj) - _CONTROL_KEYS)
@@ -147,9 +148,9 @@ class Mailbox:
             return Outcome(False, "", "schema", 'control file needs "job_id": "<the job id>"')
         action = obj.get("action")
         if action == "cancel":
-            return self._dispatcher.cancel(job_id, origin)
+            return self._service.cancel(job_id, origin)
         if action == "variation":
-            return self._dispatcher.variation(job_id, origin, new_job_id=given_id)
+            return self._service.variation(job_id, origin, new_job_id=given_id)
         return Outcome(False, job_id, "schema", f'unknown action {action!r}; use "cancel" or "variation"')
 
     def _write_error(self, dest: Path, code: str, message: str, job_id: str) -> None:

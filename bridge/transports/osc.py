@@ -1,8 +1,18 @@
-"""OSC over UDP: decode datagrams, hand messages to the dispatcher, send replies.
+"""OSC over UDP: decode datagrams, hand messages to the router, send replies.
 
-The receive thread only decodes and routes; anything slow happens on the dispatcher's intake
-thread. A datagram that is not valid OSC is logged (rate-limited) and answered with
-``/stembridge/error "" malformed <why>``; the server keeps serving.
+The receive thread only decodes and routes (:class:`~bridge.transports.osc_router.OscRouter`);
+anything slow happens on the intake thread. A datagram that is not valid OSC is logged
+(rate-limited) and answered with ``/stembridge/error "" malformed <why>``; the server keeps serving.
+
+Messages are parsed by python-osc (:class:`pythonosc.osc_message.OscMessage`). Bundle framing
+is split here rather than by ``pythonosc.osc_packet.OscPacket``/``OscBundle`` (python-osc
+1.10.2), for reasons measured on that version: a 20-byte bundle whose element size is negative
+(``#bundle\\0``, 8-byte time tag, ``-4``) makes ``OscBundle`` loop forever (still spinning
+after 5 s, logging a warning per turn to the root logger), which would stop the receive thread
+for good; an element size larger than the datagram is accepted and the truncated element parsed;
+an element that is neither message nor bundle is skipped instead of reported; nesting depth is
+unbounded. ``OscPacket`` also reorders messages by time tag, where the bridge handles them in
+arrival order. ``tests/bridge/transports/test_server_fuzz.py`` pins each of these cases.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import ParseError
 from pythonosc.parsing.osc_types import BuildError
 
-from bridge.server.service import PREFIX, Origin, OscArg
+from bridge.server.replies import PREFIX, Origin, OscArg
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +156,7 @@ class OscTransport:
     """A UDP socket serving the ``/stembridge/*`` address space.
 
     Args:
-        handler: ``handler(address, args, origin)``, normally ``Dispatcher.handle_message``.
+        handler: ``handler(address, args, origin)``, normally ``OscRouter.handle_message``.
         host: address to bind; anything but loopback needs ``allow_remote``.
         port: UDP port (0 picks a free one; see :attr:`port`).
         reply_port: send replies to the sender's host on this port instead of the sender's port.
@@ -204,9 +214,10 @@ class OscTransport:
             self._thread.join(timeout=2.0)
 
     def close(self) -> None:
-        """Stop receiving and close the socket."""
+        """Stop receiving and close the socket; logs how many datagrams came and how many were malformed."""
         self.stop()
         self._sock.close()
+        log.info("OSC closed after %d datagrams (%d malformed)", self.received, self.malformed)
 
     def send(self, target: str, address: str, args: Sequence[OscArg]) -> None:
         """Send one message to ``target`` (``"osc:host:port"``); other targets are ignored."""

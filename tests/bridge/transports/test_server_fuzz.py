@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the datagram decoder and the request path of the dispatcher."""
+"""Property-based fuzzing of the datagram decoder and the request path of the job service."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from bridge.job.layout import ProjectLayout
 from bridge.job.request import RequestError, parse_request
 from bridge.server.queue import JobQueue
+from bridge.server.replies import Replier
 from bridge.server.scheduler import CancelOutcome
-from bridge.server.service import Dispatcher, Origin
+from bridge.server.service import JobService, Origin
 from bridge.transports.osc import DatagramError, decode_datagram, encode_message
 from tests.bridge.server_helpers import make_project, tiny_request
 
@@ -101,7 +102,7 @@ def test_request_fuzz_gives_accepted_or_a_coded_error(tmp_path: Path) -> None:
     layout = ProjectLayout(project).ensure()
     queue = JobQueue(layout.queue_db, max_active=10_000)
     sink = _Sink()
-    disp = Dispatcher(project, queue, _NoScheduler(), sink, lambda: {}, token=None)  # type: ignore[arg-type]
+    disp = JobService(project, queue, _NoScheduler(), Replier(sink), lambda: {})  # type: ignore[arg-type]
     origin = Origin(source="osc", reply="osc:127.0.0.1:1", trusted=True)
 
     @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -126,5 +127,4 @@ def test_request_fuzz_gives_accepted_or_a_coded_error(tmp_path: Path) -> None:
         assert outcome.ok or outcome.code
 
     check_bytes()
-    disp.close()
     queue.close()

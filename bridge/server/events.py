@@ -1,0 +1,143 @@
+"""Job events and housekeeping: what the bridge does when a job starts, progresses or ends.
+
+:class:`JobEvents` is the scheduler's listener: it sends ``/stembridge/progress <job_id>
+<fraction> <message>`` (throttled), ``/stembridge/done <job_id> <manifest path>`` or
+``/stembridge/error <job_id> <code> <message>`` to the job's sender, and writes the manifest of
+a failed or cancelled job. :class:`Housekeeper` is the thread that polls the inbox, hands finished
+jobs to their transport's bookkeeping (the mailbox moves failed requests to ``inbox/failed/``)
+and rewrites status.json.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from bridge.job.layout import ProjectLayout, write_json_atomic
+from bridge.server.queue import Job
+from bridge.server.replies import PREFIX, ReplySink
+from bridge.server.status import StatusBoard
+
+log = logging.getLogger(__name__)
+
+#: Shortest interval between two OSC progress messages of one job, in seconds.
+OSC_PROGRESS_INTERVAL_S = 0.2
+
+
+class JobEvents:
+    """Announces job events to their senders (the scheduler's :class:`~bridge.server.scheduler.JobListener`).
+
+    Args:
+        layout: the project's folders (failure manifests go to its outbox).
+        sink: delivers replies to the job's reply address.
+        status: marked dirty on every event so status.json follows.
+        finished: called with each finished job, on the scheduler thread; must return at once.
+    """
+
+    def __init__(self, layout: ProjectLayout, sink: ReplySink, status: StatusBoard,
+                 finished: Callable[[Job], None]) -> None:
+        self.layout = layout
+        self._sink = sink
+        self._status = status
+        self._finished = finished
+        self._last_osc_progress: dict[str, float] = {}
+
+    def job_started(self, job: Job) -> None:
+        """Tell the client the job started."""
+        self._status.mark_dirty()
+        self._send_progress(job, 0.0, "started", force=True)
+
+    def job_progress(self, job: Job, fraction: float, message: str) -> None:
+        """Forward progress (throttled) to the job's client."""
+        self._status.mark_dirty()
+        self._send_progress(job, fraction, message, force=False)
+
+    def job_finished(self, job: Job) -> None:
+        """Announce the outcome and hand mailbox bookkeeping to the housekeeping thread."""
+        self._last_osc_progress.pop(job.job_id, None)
+        if job.state != "done":
+            self._write_failure_manifest(job)
+        if job.reply is not None:
+            if job.state == "done":
+                self._sink.send(job.reply, PREFIX + "done", [job.job_id, job.manifest or ""])
+            else:
+                self._sink.send(job.reply, PREFIX + "error",
+                                [job.job_id, job.error_code or job.state, job.error_message or ""])
+        self._finished(job)
+        self._status.mark_dirty()
+
+    def _send_progress(self, job: Job, fraction: float, message: str, *, force: bool) -> None:
+        if job.reply is None:
+            return
+        now = time.monotonic()
+        last = self._last_osc_progress.get(job.job_id, 0.0)
+        if force or fraction >= 1.0 or now - last >= OSC_PROGRESS_INTERVAL_S:
+            self._last_osc_progress[job.job_id] = now
+            self._sink.send(job.reply, PREFIX + "progress", [job.job_id, float(fraction), message])
+
+    def _write_failure_manifest(self, job: Job) -> None:
+        path = self.layout.manifest_path(job.job_id)
+        doc = {
+            "version": 1, "job_id": job.job_id, "status": job.state,
+            "model": job.request.get("model", "arranger"), "seed": job.request.get("seed", 0),
+            "error": {"code": job.error_code or job.state, "message": job.error_message or ""},
+            "placements": [],
+        }
+        try:
+            write_json_atomic(path, doc)
+        except FileExistsError:
+            log.debug("manifest %s exists already", path.name)
+        except OSError as exc:
+            log.warning("could not write %s: %s", path.name, exc)
+
+
+class Housekeeper:
+    """A thread that polls the inbox, settles finished jobs and keeps status.json current.
+
+    Args:
+        status: the status board (rewritten when due).
+        poll: reads new inbox files (the mailbox's ``poll_once``).
+        settle: bookkeeping for one finished job (the mailbox's ``job_finished``).
+        interval_s: seconds between rounds.
+    """
+
+    def __init__(self, status: StatusBoard, poll: Callable[[], object], settle: Callable[[Job], None],
+                 *, interval_s: float) -> None:
+        self._status = status
+        self._poll = poll
+        self._settle = settle
+        self._interval_s = interval_s
+        self._finished: collections.deque[Job] = collections.deque()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="stembridge-housekeeping", daemon=True)
+
+    def job_finished(self, job: Job) -> None:
+        """Queue ``job`` for settling on the housekeeping thread (safe from any thread)."""
+        self._finished.append(job)
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread (waits up to 5 s for the current round)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5.0)
+
+    def flush(self) -> None:
+        """Settle every finished job now (used at shutdown, after the scheduler stopped)."""
+        while self._finished:
+            self._settle(self._finished.popleft())
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self._poll()
+                self.flush()
+                self._status.write_if_due()
+            except OSError:  # a full or vanished disk must not stop the mailbox for good
+                log.exception("housekeeping failed (mailbox, status.json); retrying")
