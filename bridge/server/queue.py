@@ -280,11 +280,3 @@ class JobQueue:
             if with_range is None or (job.request.get("range") is not None) == with_range:
                 return job
         return None
-
-    def active_count(self) -> int:
-        """Jobs queued or running."""
-        with self._lock:
-            (n,) = self._db.execute(
-                "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')"
-            ).fetchone()
-        return int(n)

@@ -89,5 +89,5 @@ def test_latest_and_recent_finished(tmp_path: Path) -> None:
     q.finish("a", "done")
     q.finish("b", "failed", error_code="input", error_message="bad")
     assert [j.job_id for j in q.recent_finished(1)] == ["b"]
-    assert q.active_count() == 1
+    assert [j.job_id for j in q.jobs("queued")] == ["c"]  # the one job still active
     q.close()
