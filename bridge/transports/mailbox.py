@@ -6,7 +6,9 @@ once and then moved, never deleted:
 
 - a request that is accepted goes to ``inbox/done/``; if its job later fails or is cancelled it
   moves on to ``inbox/failed/`` with ``<name>.error.txt`` beside it;
-- a file that is rejected goes to ``inbox/failed/`` with ``<name>.error.txt`` at once.
+- a file that is rejected goes to ``inbox/failed/`` with ``<name>.error.txt`` at once; a symbolic
+  link is always rejected (the link moves, never what it points to), so nothing outside the
+  project is read through the inbox.
 
 A request file named like a job id (``20261122-101500-ab12cd.json``, as ``new_job_id`` makes)
 gets that job id, so a script knows which outbox manifest to wait for; any other name gets a
@@ -73,10 +75,13 @@ class Mailbox:
         except FileNotFoundError:
             return []
         for entry in entries:
-            if entry.name.startswith(".") or not entry.name.endswith(".json") or not entry.is_file():
+            if entry.name.startswith(".") or not entry.name.endswith(".json"):
+                continue
+            # a link is picked up (and rejected in _handle), never followed: it may point out of the project
+            if not (entry.is_symlink() or entry.is_file(follow_symlinks=False)):
                 continue
             try:
-                files.append((entry.stat().st_mtime_ns, entry.name, Path(entry.path)))
+                files.append((entry.stat(follow_symlinks=False).st_mtime_ns, entry.name, Path(entry.path)))
             except FileNotFoundError:
                 continue
         return [p for _, _, p in sorted(files)][:MAX_FILES_PER_POLL]
@@ -123,6 +128,8 @@ class Mailbox:
 
     def _read_and_dispatch(self, path: Path, given_id: str | None, source: str) -> Outcome:
         origin = Origin(source=source, reply=None, trusted=True)
+        if path.is_symlink():
+            return Outcome(False, "", "path", "inbox files must be regular files, not links; copy the request into the inbox")
         size = path.stat().st_size
         if size > MAX_REQUEST_BYTES:
             return Outcome(False, "", "limit", f"the file is larger than {MAX_REQUEST_BYTES // 1024 // 1024} MB")
