@@ -48,6 +48,10 @@ class QueueFullError(RuntimeError):
     """The queue already holds its maximum number of active jobs."""
 
 
+class QueueStorageError(RuntimeError):
+    """The queue database could not record a change (the disk is full, or the file is unwritable)."""
+
+
 class DuplicateJobError(ValueError):
     """A job with this id exists already (job ids are never reused)."""
 
@@ -143,6 +147,7 @@ class JobQueue:
         Raises:
             QueueFullError: ``max_active`` jobs are queued or running already.
             DuplicateJobError: ``job_id`` was used before.
+            QueueStorageError: the database could not be written (e.g. the disk is full).
         """
         text = json.dumps(request, separators=(",", ":"))
         with self._lock:
@@ -168,8 +173,16 @@ class JobQueue:
                         "request file differently or leave the id to the bridge"
                     ) from None
                 self._db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:  # SQLite has rolled back already on a full disk
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise QueueStorageError(
+                    f"the job could not be recorded in the queue ({exc}); free some disk space in the "
+                    "project folder and send it again"
+                ) from exc
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
         job = self.get(job_id)
         if job is None:  # pragma: no cover - the row was just inserted

@@ -31,7 +31,7 @@ from bridge.job.request import (
     resolve_inside,
 )
 from bridge.server.auth import TokenAuth
-from bridge.server.queue import DuplicateJobError, Job, JobQueue, QueueFullError
+from bridge.server.queue import DuplicateJobError, Job, JobQueue, QueueFullError, QueueStorageError
 from bridge.server.replies import PREFIX, Origin, OscArg, Replier
 from bridge.server.scheduler import Scheduler
 
@@ -242,6 +242,9 @@ class JobService:
                 return _error("busy", str(exc))
             except DuplicateJobError as exc:
                 return _error("duplicate_job", str(exc), job_id)
+            except QueueStorageError as exc:
+                log.warning("job %s not queued: %s", job_id, exc)
+                return _error("storage", str(exc))
             self._replier.reply(origin, "accepted", [job_id])
         log.info("job %s queued from %s", job_id, origin.source)
         self._scheduler.wake()

@@ -140,7 +140,9 @@ class Mailbox:
             return Outcome(False, "", "invalid_json", f"the file is not valid JSON ({exc}); write UTF-8 JSON")
         except RecursionError:
             return Outcome(False, "", "invalid_json", "the file's JSON is nested too deeply to be a request")
-        if isinstance(obj, dict) and "action" in obj:
+        if not isinstance(obj, dict):
+            return Outcome(False, "", "schema", "the file must hold one JSON object: a request or a control file")
+        if "action" in obj:
             return self._control(obj, origin, given_id)
         return self._service.generate(obj, origin, job_id=given_id)
 

@@ -167,3 +167,16 @@ def test_nesting_deeper_than_the_limit_is_rejected() -> None:
         data = _bundle(data)
     with pytest.raises(DatagramError, match="nested deeper"):
         decode_datagram(data)
+
+
+def test_a_request_path_too_long_for_the_file_system_is_a_path_error(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "song")
+    queue = JobQueue(ProjectLayout(project).ensure().queue_db)
+    service = JobService(project, queue, _NoScheduler(), Replier(_Sink()), lambda: {})  # type: ignore[arg-type]
+    origin = Origin(source="osc", reply=None, trusted=True)
+    outcome = service.generate("b" * 3000, origin)
+    assert (outcome.ok, outcome.code) == (False, "path") and "cannot be read" in outcome.message
+    request = tiny_request(project, inputs={"chords": {"midi": "c" * 3000 + ".mid"}})
+    outcome = service.generate(request, origin)
+    assert (outcome.ok, outcome.code) == (False, "path")
+    queue.close()

@@ -115,3 +115,14 @@ def test_links_in_the_inbox_are_rejected_and_never_followed(server: BridgeServer
         assert "regular files, not links" in (failed / f"{name}.error.txt").read_text()
         assert (failed / f"{name}.json").is_symlink()
     assert outside.is_file() and not server.queue.jobs("queued") and not server.queue.recent_finished()
+
+
+def test_json_that_is_not_an_object_is_a_schema_error_not_an_internal_one(server: BridgeServer) -> None:
+    inbox = server.layout.inbox
+    for name, text in (("list", "[]"), ("null", "null"), ("number", "3")):
+        drop(inbox, f"{name}.json", text)
+    failed = inbox / "failed"
+    assert wait_for(lambda: len(list(failed.glob("*.error.txt"))) == 3, 10)
+    for name in ("list", "null", "number"):
+        note = (failed / f"{name}.error.txt").read_text()
+        assert "code: schema" in note and "one JSON object" in note
