@@ -8,11 +8,12 @@ one atomic ``UPDATE``, so no job id is ever run twice; a finished job is never c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,15 @@ class QueueFullError(RuntimeError):
 
 class QueueStorageError(RuntimeError):
     """The queue database could not record a change (the disk is full, or the file is unwritable)."""
+
+
+@contextlib.contextmanager
+def _storage(what: str) -> Iterator[None]:
+    """Turn SQLite's write failures (a full disk, a read-only file) into :class:`QueueStorageError`."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise QueueStorageError(f"{what} ({exc}); free some disk space in the project folder") from exc
 
 
 class DuplicateJobError(ValueError):
@@ -191,7 +201,7 @@ class JobQueue:
 
     def claim_next(self) -> Job | None:
         """Atomically move the oldest queued job to ``running`` and return it (None if none)."""
-        with self._lock:
+        with self._lock, _storage("the next job could not be started"):
             row = self._db.execute(
                 "UPDATE jobs SET state = 'running', started = ? WHERE seq = ("
                 "SELECT seq FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT 1) "
@@ -216,11 +226,12 @@ class JobQueue:
 
         Raises:
             ValueError: ``state`` is not a final state.
+            QueueStorageError: the database could not be written (e.g. the disk is full).
         """
         if state not in FINAL_STATES:
             raise ValueError(f"state must be one of {FINAL_STATES}, got {state!r}")
         states = "('queued')" if only_queued else "('queued', 'running')"
-        with self._lock:
+        with self._lock, _storage(f"job {job_id} could not be recorded as {state}"):
             cur = self._db.execute(
                 "UPDATE jobs SET state = ?, finished = ?, manifest = ?, error_code = ?, "
                 f"error_message = ? WHERE job_id = ? AND state IN {states}",

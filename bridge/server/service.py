@@ -155,7 +155,10 @@ class JobService:
         """Cancel a queued or running job."""
         if not JOB_ID.match(job_id):
             return _error("unknown_job", f"{job_id!r} is not a job id", job_id)
-        result = self._scheduler.cancel(job_id)
+        try:
+            result = self._scheduler.cancel(job_id)
+        except QueueStorageError as exc:
+            return _error("storage", str(exc), job_id)
         if result.state in ("cancelled", "cancelling"):
             return Outcome(True, job_id, result.state, result.message)
         code = "unknown_job" if result.state == "unknown" else "finished"

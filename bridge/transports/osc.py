@@ -257,4 +257,10 @@ class OscTransport:
             self.send(reply, PREFIX + "error", ["", "malformed", f"the datagram is not valid OSC: {exc}"[:500]])
             return
         for address, args in messages:
-            self._handler(address, args, origin)
+            # The receive thread's boundary: if it died, the bridge would stop hearing anyone. A
+            # handler failure is logged with its traceback and answered, and the next message is read.
+            try:
+                self._handler(address, args, origin)
+            except Exception as exc:
+                log.exception("internal error while handling %s from %s:%s", address, host, port)
+                self.send(reply, PREFIX + "error", ["", "internal", f"the bridge failed on {address}: {type(exc).__name__}: {exc}"[:500]])
