@@ -80,6 +80,7 @@ class Tally:
     pings: list[float] = field(default_factory=list)
     unanswered_pings: int = 0
     disk_fill: str = "not run"
+    disk_filled_by_bridge: int = 0
     notes: list[str] = field(default_factory=list)
 
     def p99_ms(self) -> float:
@@ -92,7 +93,7 @@ class Tally:
     def ok(self) -> bool:
         """True when everything a musician cares about is as it should be."""
         return (self.crashes == 0 and not self.lost and not self.partial and self.unanswered_pings == 0
-                and len(self.finished) == len(self.accepted))
+                and len(self.finished) == len(self.accepted) and self.disk_filled_by_bridge == 0)
 
 
 class Bridge:
@@ -389,8 +390,15 @@ class Soak:
 
     def files(self, count: int) -> None:
         for _ in range(count):
-            drop_bad_file(self.rng, self.inbox, self.outside, self.tally.files)
-            self.tally.files += 1
+            try:
+                drop_bad_file(self.rng, self.inbox, self.outside, self.tally.files)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                self.tally.disk_filled_by_bridge += 1  # outside the disk-full phase: the bridge filled it
+                continue
+            finally:
+                self.tally.files += 1
         self.clean_failed()
 
     def clean_failed(self) -> None:
@@ -547,6 +555,12 @@ class Soak:
         for entry in sorted(outbox.iterdir()):
             if entry.name.startswith(".") or entry.name.endswith(".tmp"):
                 t.partial.append(f"outbox/{entry.name}")
+        log_file = self.project / "stembridge" / "stembridge.log"
+        if log_file.is_file():
+            t.notes.append(f"stembridge.log grew to {log_file.stat().st_size / 1e6:.1f} MB")
+        if t.disk_filled_by_bridge:
+            t.notes.append(f"{t.disk_filled_by_bridge} mailbox files could not be written: the disk was full "
+                           "outside the disk-full phase")
         set_aside = [e.name for e in renders.glob("*.unannounced*")]
         if set_aside:
             t.notes.append(f"takes published but never announced, kept aside: {', '.join(set_aside)}")
@@ -600,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kills", type=int, default=20, help="SIGKILLs during jobs (default 20)")
     p.add_argument("--no-disk-fill", dest="disk_fill", action="store_false", help="skip the disk-full phase")
     p.add_argument("--disk-full-s", type=float, default=5.0, help="seconds the disk stays full (default 5)")
-    p.add_argument("--tmpfs-mb", type=int, default=48, help="size of the project's tmpfs in MiB (default 48)")
+    p.add_argument("--tmpfs-mb", type=int, default=64, help="size of the project's tmpfs in MiB (default 64)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.add_argument("--time-limit", type=float, default=1800.0, help="seconds for the traffic (default 1800)")
     p.add_argument("--settle", type=float, default=180.0, help="seconds to let jobs finish at the end (default 180)")

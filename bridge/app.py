@@ -173,7 +173,10 @@ class BridgeServer:
         self.scheduler.stop()
         self.osc.close()
         self.housekeeper.flush()
-        self.status.write()
+        try:
+            self.status.write()
+        except OSError as exc:  # a full disk must not keep the lock and the queue open
+            log.warning("could not write status.json at shutdown: %s", exc)
         self.queue.close()
         self._release_lock()
         log.info("stembridge bridge stopped")

@@ -240,8 +240,12 @@ class JobQueue:
             return cur.rowcount == 1
 
     def requeue(self, job_id: str) -> bool:
-        """Put a running job back at its place in the queue (clean shutdown). False if not running."""
-        with self._lock:
+        """Put a running job back at its place in the queue (clean shutdown). False if not running.
+
+        Raises:
+            QueueStorageError: the database could not be written (e.g. the disk is full).
+        """
+        with self._lock, _storage(f"job {job_id} could not be put back in the queue"):
             cur = self._db.execute(
                 "UPDATE jobs SET state = 'queued', started = NULL WHERE job_id = ? AND state = 'running'",
                 (job_id,),

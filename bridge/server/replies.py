@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from bridge.server.loglimit import LogLimiter
+
 log = logging.getLogger(__name__)
 
 PREFIX = "/stembridge/"
@@ -71,6 +73,7 @@ class Replier:
 
     def __init__(self, sink: ReplySink) -> None:
         self._sink = sink
+        self._errors = LogLimiter(log, "error replies", limit=100)
 
     def reply(self, origin: Origin, name: str, args: Sequence[OscArg]) -> None:
         """Send ``/stembridge/<name> args`` to ``origin`` (nothing if it has no reply address)."""
@@ -78,6 +81,6 @@ class Replier:
             self._sink.send(origin.reply, PREFIX + name, list(args))
 
     def error(self, origin: Origin, job_id: str, code: str, message: str) -> None:
-        """Log and send ``/stembridge/error <job_id> <code> <message>`` (message cut to MAX_REPLY_TEXT)."""
-        log.info("error for %s (%s): %s: %s", origin.source, job_id or "-", code, message)
+        """Log (rate-limited) and send ``/stembridge/error <job_id> <code> <message>`` (message cut to MAX_REPLY_TEXT)."""
+        self._errors.log(logging.INFO, "error for %s (%s): %s: %s", origin.source, job_id or "-", code, message)
         self.reply(origin, "error", [job_id, code, message[:MAX_REPLY_TEXT]])

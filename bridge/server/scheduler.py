@@ -141,8 +141,11 @@ class Scheduler:
         if worker is not None:
             worker.kill() if current is not None else worker.stop()
         if current is not None:
-            self._queue.requeue(current.job_id)
-            log.info("job %s was running at shutdown; it is queued again", current.job_id)
+            try:
+                self._queue.requeue(current.job_id)
+                log.info("job %s was running at shutdown; it is queued again", current.job_id)
+            except QueueStorageError as exc:  # still "running" in the queue: the next start runs it again
+                log.warning("%s; it runs again when the bridge next starts", exc)
         self._wake_r.close()
         self._wake_w.close()
 

@@ -23,7 +23,6 @@ import logging
 import socket
 import struct
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +32,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import ParseError
 from pythonosc.parsing.osc_types import BuildError
 
+from bridge.server.loglimit import LogLimiter
 from bridge.server.replies import PREFIX, Origin, OscArg
 
 log = logging.getLogger(__name__)
@@ -122,26 +122,6 @@ def encode_message(address: str, args: Sequence[OscArg]) -> bytes:
     return builder.build().dgram
 
 
-class _LogLimiter:
-    """Logs at most ``limit`` malformed-datagram warnings per ``window_s``, then a count."""
-
-    def __init__(self, limit: int = 20, window_s: float = 60.0) -> None:
-        self.limit, self.window_s = limit, window_s
-        self.start, self.count, self.suppressed = time.monotonic(), 0, 0
-
-    def warn(self, text: str, *args: Any) -> None:
-        now = time.monotonic()
-        if now - self.start > self.window_s:
-            if self.suppressed:
-                log.warning("%d more malformed datagrams were not logged", self.suppressed)
-            self.start, self.count, self.suppressed = now, 0, 0
-        self.count += 1
-        if self.count <= self.limit:
-            log.warning(text, *args)
-        else:
-            self.suppressed += 1
-
-
 def is_loopback(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and "localhost"."""
     if host == "localhost":
@@ -180,7 +160,7 @@ class OscTransport:
         self._handler = handler
         self._reply_port = reply_port
         self._trusted = not allow_remote
-        self._limiter = _LogLimiter()
+        self._limiter = LogLimiter(log, "malformed datagrams")
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
@@ -253,7 +233,7 @@ class OscTransport:
             messages = decode_datagram(data)
         except DatagramError as exc:
             self.malformed += 1
-            self._limiter.warn("malformed OSC datagram (%d bytes) from %s:%s: %s", len(data), host, port, exc)
+            self._limiter.log(logging.WARNING, "malformed OSC datagram (%d bytes) from %s:%s: %s", len(data), host, port, exc)
             self.send(reply, PREFIX + "error", ["", "malformed", f"the datagram is not valid OSC: {exc}"[:500]])
             return
         for address, args in messages:

@@ -24,6 +24,7 @@ from typing import Any
 from bridge.job.request import REQUEST_VERSION
 from bridge.server.auth import TokenAuth
 from bridge.server.intake import Intake
+from bridge.server.loglimit import LogLimiter
 from bridge.server.replies import PREFIX, Origin, Replier
 from bridge.server.service import JobService, Outcome
 
@@ -46,6 +47,8 @@ class OscRouter:
         self._intake = intake
         self._replier = replier
         self._auth = auth
+        self._unknown = LogLimiter(log, "unknown addresses")
+        self._client_errors = LogLimiter(log, "DAW script errors", limit=100)
         self._handlers: dict[str, Callable[[list[Any], Origin], None]] = {
             "ping": self._on_ping, "generate": self._on_generate, "variation": self._on_variation,
             "cancel": self._on_cancel, "status": self._on_status, "client_error": self._on_client_error,
@@ -64,7 +67,7 @@ class OscRouter:
         name = address[len(PREFIX):] if address.startswith(PREFIX) else ""
         handler = self._handlers.get(name)
         if handler is None:
-            log.warning("unknown OSC address %r from %s", address, origin.reply)
+            self._unknown.log(logging.WARNING, "unknown OSC address %r from %s", address[:200], origin.reply)
             self._replier.error(origin, "", "unknown_address",
                                 f"unknown address {address!r}; use {PREFIX}ping, generate, variation, cancel or status")
             return
@@ -76,7 +79,8 @@ class OscRouter:
             self._replier.error(origin, "", "arguments",
                                 f"{PREFIX}client_error takes two strings, source and message; got {_describe(args)}")
             return
-        log.warning("DAW script error from %s (%s): %s", args[0][:100], origin.reply, args[1][:2000])
+        self._client_errors.log(logging.WARNING, "DAW script error from %s (%s): %s", args[0][:100], origin.reply,
+                                args[1][:2000])
 
     def _on_ping(self, args: list[Any], origin: Origin) -> None:
         self._replier.reply(origin, "pong", [REQUEST_VERSION])
