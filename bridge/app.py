@@ -148,13 +148,15 @@ class BridgeServer:
                 self._log_handler.close()
             raise
         self.mailbox = Mailbox(self.layout, self.service)
-        self.housekeeper = Housekeeper(self.status, self.mailbox.poll_once, self.mailbox.job_finished,
-                                       interval_s=config.poll_interval_s)
+        self.housekeeper = Housekeeper(self.status, [self.mailbox.poll_once, self.events.write_missing_manifests],
+                                       self.mailbox.job_finished, interval_s=config.poll_interval_s)
         self._midi_ports: list[InputPort] = []
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> BridgeServer:
         """Start every thread and transport; returns self."""
+        # jobs that ended while the disk was full (or just before a kill) still get their manifest
+        self.events.write_missing_manifests([*self.queue.jobs("failed"), *self.queue.jobs("cancelled")])
         self.scheduler.start()
         self.osc.start()
         self.housekeeper.start()

@@ -3,7 +3,8 @@
 :class:`JobEvents` is the scheduler's listener: it sends ``/stembridge/progress <job_id>
 <fraction> <message>`` (throttled), ``/stembridge/done <job_id> <manifest path>`` or
 ``/stembridge/error <job_id> <code> <message>`` to the job's sender, and writes the manifest of
-a failed or cancelled job. :class:`Housekeeper` is the thread that polls the inbox, hands finished
+a failed or cancelled job (again and again while the disk is full, and at start-up for any job that
+ended without one). :class:`Housekeeper` is the thread that polls the inbox, hands finished
 jobs to their transport's bookkeeping (the mailbox moves failed requests to ``inbox/failed/``)
 and rewrites status.json.
 """
@@ -14,7 +15,7 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 
 from bridge.job.layout import ProjectLayout, write_json_atomic
 from bridge.server.queue import Job
@@ -44,6 +45,9 @@ class JobEvents:
         self._status = status
         self._finished = finished
         self._last_osc_progress: dict[str, float] = {}
+        #: Failed or cancelled jobs whose manifest could not be written yet (a full disk), by id.
+        self._unwritten: dict[str, Job] = {}
+        self._unwritten_lock = threading.Lock()
 
     def job_started(self, job: Job) -> None:
         """Tell the client the job started."""
@@ -78,6 +82,23 @@ class JobEvents:
             self._last_osc_progress[job.job_id] = now
             self._sink.send(job.reply, PREFIX + "progress", [job.job_id, float(fraction), message])
 
+    def write_missing_manifests(self, jobs: Iterable[Job] = ()) -> int:
+        """Write the manifest of each failed or cancelled job that has none yet; returns how many remain.
+
+        Jobs whose manifest could not be written when they ended are retried here (the housekeeper
+        calls this every round), so a DAW watching the outbox hears of the failure once the disk has
+        room again. ``jobs`` adds more to check (at start-up: the queue's failed and cancelled jobs).
+        """
+        with self._unwritten_lock:
+            for job in jobs:
+                if job.state != "done" and not self.layout.manifest_path(job.job_id).exists():
+                    self._unwritten[job.job_id] = job
+            pending = list(self._unwritten.values())
+        for job in pending:
+            self._write_failure_manifest(job)
+        with self._unwritten_lock:
+            return len(self._unwritten)
+
     def _write_failure_manifest(self, job: Job) -> None:
         path = self.layout.manifest_path(job.job_id)
         doc = {
@@ -91,7 +112,14 @@ class JobEvents:
         except FileExistsError:
             log.debug("manifest %s exists already", path.name)
         except OSError as exc:
-            log.warning("could not write %s: %s", path.name, exc)
+            with self._unwritten_lock:
+                first = job.job_id not in self._unwritten
+                self._unwritten[job.job_id] = job
+            if first:
+                log.warning("could not write %s (%s); trying again until there is room", path.name, exc)
+            return
+        with self._unwritten_lock:
+            self._unwritten.pop(job.job_id, None)
 
 
 class Housekeeper:
@@ -99,15 +127,15 @@ class Housekeeper:
 
     Args:
         status: the status board (rewritten when due).
-        poll: reads new inbox files (the mailbox's ``poll_once``).
+        tasks: run every round, in order (the mailbox's ``poll_once``, retrying failure manifests).
         settle: bookkeeping for one finished job (the mailbox's ``job_finished``).
         interval_s: seconds between rounds.
     """
 
-    def __init__(self, status: StatusBoard, poll: Callable[[], object], settle: Callable[[Job], None],
+    def __init__(self, status: StatusBoard, tasks: Sequence[Callable[[], object]], settle: Callable[[Job], None],
                  *, interval_s: float) -> None:
         self._status = status
-        self._poll = poll
+        self._tasks = list(tasks)
         self._settle = settle
         self._interval_s = interval_s
         self._finished: collections.deque[Job] = collections.deque()
@@ -136,7 +164,8 @@ class Housekeeper:
     def _loop(self) -> None:
         while not self._stop.wait(self._interval_s):
             try:
-                self._poll()
+                for task in self._tasks:
+                    task()
                 self.flush()
                 self._status.write_if_due()
             except OSError:  # a full or vanished disk must not stop the mailbox for good
