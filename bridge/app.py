@@ -25,7 +25,7 @@ from typing import Any
 from bridge.job.layout import ProjectLayout
 from bridge.server.auth import TokenAuth
 from bridge.server.controller import ControllerActions
-from bridge.server.events import Housekeeper, JobEvents
+from bridge.server.events import Housekeeper, JobEvents, sweep_leftovers
 from bridge.server.intake import Intake
 from bridge.server.queue import Job, JobQueue
 from bridge.server.replies import Origin, Replier, SinkByScheme
@@ -118,6 +118,7 @@ class BridgeServer:
             if logging.getLogger().level > logging.INFO or logging.getLogger().level == logging.NOTSET:
                 logging.getLogger().setLevel(logging.INFO)
         self._lock_fh = self._take_lock()
+        sweep_leftovers(self.layout)  # this server holds the project now: nothing else is writing
         self.queue = JobQueue(self.layout.queue_db, max_active=config.max_queue)
         try:
             for job in self.queue.recover():

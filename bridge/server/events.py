@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import collections
 import logging
+import re
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -26,6 +28,46 @@ log = logging.getLogger(__name__)
 
 #: Shortest interval between two OSC progress messages of one job, in seconds.
 OSC_PROGRESS_INTERVAL_S = 0.2
+
+
+#: Temporary files of ``write_json_atomic`` (``.<name>.<pid>.<hex>.tmp``).
+_ATOMIC_TMP = re.compile(r"^\..+\.\d+\.[0-9a-f]{6}\.tmp$")
+
+
+def sweep_leftovers(layout: ProjectLayout) -> list[str]:
+    """Remove what a killed server or worker left half-done; call before anything runs.
+
+    Only the bridge's own temporary names are touched: ``outbox/.<name>.<pid>.<hex>.tmp`` (a
+    manifest or status.json being written) and ``renders/<job_id>.partial/`` (a take being
+    rendered, never published; a job that runs again starts it afresh). Published takes and
+    anything a musician made are never removed.
+
+    Returns:
+        The removed paths, relative to ``<project>/stembridge``.
+    """
+    removed: list[str] = []
+    for folder, is_leftover in ((layout.outbox, lambda p: p.is_file() and _ATOMIC_TMP.match(p.name)),
+                                (layout.renders, lambda p: p.is_dir() and not p.is_symlink()
+                                 and p.name.endswith(".partial"))):
+        try:
+            entries = list(folder.iterdir())
+        except FileNotFoundError:
+            continue
+        for path in entries:
+            if not is_leftover(path):
+                continue
+            try:
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            except OSError as exc:
+                log.warning("could not remove the leftover %s: %s", path.name, exc)
+                continue
+            removed.append(f"{folder.name}/{path.name}")
+    if removed:
+        log.info("removed what a stopped run left half-done: %s", ", ".join(removed))
+    return removed
 
 
 class JobEvents:

@@ -69,3 +69,21 @@ def test_at_start_up_a_failed_job_without_a_manifest_gets_one(tmp_path: Path) ->
     with BridgeServer(ServerConfig(project_dir=project, osc_port=0, log_to_file=False)):
         doc = json.loads(layout.manifest_path(job.job_id).read_text())
     assert (doc["job_id"], doc["status"], doc["error"]["message"]) == (job.job_id, "failed", "No space left on device")
+
+
+def test_at_start_up_what_a_killed_run_left_half_done_is_removed_and_nothing_else(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "song")
+    layout = ProjectLayout(project).ensure()
+    leftovers = [layout.outbox / ".20260101-000000-cccccc.json.12626.dbbd98.tmp",
+                 layout.outbox / ".status.json.22346.2664d4.tmp",
+                 layout.renders / "20260101-000000-cccccc.partial" / "verse-1_keys_take1.wav"]
+    kept = [layout.outbox / "20260101-000000-dddddd.json", layout.outbox / ".my-notes.tmp",
+            layout.renders / "20260101-000000-dddddd" / "verse-1_keys_take1.wav",
+            layout.renders / "20260101-000000-eeeeee.unannounced" / "verse-1_keys_take1.wav"]
+    for path in leftovers + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    with BridgeServer(ServerConfig(project_dir=project, osc_port=0, log_to_file=False)):
+        assert not any(p.exists() for p in leftovers)
+        assert not (layout.renders / "20260101-000000-cccccc.partial").exists()
+        assert all(p.read_bytes() == b"x" for p in kept)
