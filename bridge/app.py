@@ -1,32 +1,36 @@
-"""The bridge server: wires the queue, worker, dispatcher and transports together.
+"""The bridge server's wiring: builds the queue, job service, scheduler and transports and starts them.
 
-``stembridge serve --project-dir DIR`` runs :func:`serve`. Threads: the OSC receiver, the
-dispatcher's intake thread (validates generate requests), the scheduler (drives the worker
-process) and a housekeeping thread (polls the inbox, moves mailbox files of failed jobs, rewrites
+``stembridge serve --project-dir DIR`` runs :func:`serve`. Nothing here handles a request: the
+job service (:mod:`bridge.server.service`) does, fed by the OSC router, the mailbox and MIDI
+controller actions. Threads: the OSC receiver, the intake thread (validates generate requests,
+:mod:`bridge.server.intake`), the scheduler (drives the worker process) and the housekeeper
+(:mod:`bridge.server.events`: polls the inbox, moves mailbox files of failed jobs, rewrites
 status.json). Generation happens only in the worker process, so the server never imports torch.
 One server per project: a lock file in ``<project>/stembridge/`` refuses a second one.
 """
 
 from __future__ import annotations
 
-import collections
 import fcntl
 import logging
 import os
 import signal
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bridge.job.layout import ProjectLayout, write_json_atomic
-from bridge.job.manifest import Failure, Manifest
+from bridge.job.layout import ProjectLayout
+from bridge.server.auth import TokenAuth
+from bridge.server.controller import ControllerActions
+from bridge.server.events import Housekeeper, JobEvents, sweep_leftovers
+from bridge.server.intake import Intake
 from bridge.server.queue import Job, JobQueue
+from bridge.server.replies import Origin, Replier, SinkByScheme
 from bridge.server.scheduler import Scheduler
-from bridge.server.service import PREFIX, Dispatcher, Origin, OscArg
+from bridge.server.service import JobService
 from bridge.server.status import StatusBoard
 from bridge.server.worker import DEFAULT_RUNNER, WorkerProcess
 from bridge.transports.mailbox import Mailbox
@@ -40,12 +44,9 @@ from bridge.transports.midi import (
     open_bound_ports,
 )
 from bridge.transports.osc import OscTransport
+from bridge.transports.osc_router import OscRouter
 
 log = logging.getLogger(__name__)
-
-#: Shortest interval between two OSC progress messages of one job, in seconds.
-OSC_PROGRESS_INTERVAL_S = 0.2
-
 
 class ServerBusyError(RuntimeError):
     """Another bridge already serves this project."""
@@ -117,23 +118,29 @@ class BridgeServer:
             if logging.getLogger().level > logging.INFO or logging.getLogger().level == logging.NOTSET:
                 logging.getLogger().setLevel(logging.INFO)
         self._lock_fh = self._take_lock()
+        sweep_leftovers(self.layout)  # this server holds the project now: nothing else is writing
         self.queue = JobQueue(self.layout.queue_db, max_active=config.max_queue)
         try:
             for job in self.queue.recover():
                 log.warning("job %s was running when the server stopped; it runs again", job.job_id)
+            sinks = SinkByScheme()
+            replier = Replier(sinks)
+            auth = TokenAuth(config.token if config.allow_remote else None)
             self.status = StatusBoard(self.layout, self.queue, self._running)
+            self.intake = Intake(replier)
+            self.events = JobEvents(self.layout, sinks, self.status, finished=self._job_finished)
             self.scheduler = Scheduler(
-                self.queue, self.layout, self, worker_factory=self._new_worker,
+                self.queue, self.layout, self.events, worker_factory=self._new_worker,
                 cancel_grace_s=config.cancel_grace_s, heartbeat_s=config.heartbeat_s,
             )
-            self.dispatcher = Dispatcher(
-                project, self.queue, self.scheduler, self, self.status.snapshot,
-                token=config.token if config.allow_remote else None,
-            )
+            self.service = JobService(project, self.queue, self.scheduler, replier, self.status.snapshot, auth=auth)
+            self.controller = ControllerActions(self.service, self.intake, replier)
+            router = OscRouter(self.service, self.intake, replier, auth)
             self.osc = OscTransport(
-                self.dispatcher.handle_message, host=config.host, port=config.osc_port,
+                router.handle_message, host=config.host, port=config.osc_port,
                 reply_port=config.reply_port, allow_remote=config.allow_remote,
             )
+            sinks.add("osc", self.osc)
         except BaseException:
             self.queue.close()
             self._release_lock()
@@ -141,39 +148,38 @@ class BridgeServer:
                 logging.getLogger().removeHandler(self._log_handler)
                 self._log_handler.close()
             raise
-        self.mailbox = Mailbox(self.layout, self.dispatcher)
-        self._finished: collections.deque[Job] = collections.deque()
-        self._last_osc_progress: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._housekeeper = threading.Thread(target=self._housekeeping, name="stembridge-housekeeping", daemon=True)
+        self.mailbox = Mailbox(self.layout, self.service)
+        self.housekeeper = Housekeeper(self.status, [self.mailbox.poll_once, self.events.write_missing_manifests],
+                                       self.mailbox.job_finished, interval_s=config.poll_interval_s)
         self._midi_ports: list[InputPort] = []
-        self._started = False
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> BridgeServer:
         """Start every thread and transport; returns self."""
+        # jobs that ended while the disk was full (or just before a kill) still get their manifest
+        self.events.write_missing_manifests([*self.queue.jobs("failed"), *self.queue.jobs("cancelled")])
         self.scheduler.start()
         self.osc.start()
-        self._housekeeper.start()
+        self.housekeeper.start()
         self._open_midi()
         self.status.write()
-        self._started = True
         log.info("stembridge bridge serving %s on %s:%d", self.layout.project_dir, self.osc.host, self.osc.port)
         return self
 
     def stop(self) -> None:
         """Shut down cleanly: stop transports, requeue a running job, close the queue."""
-        self._stop.set()
         for port in self._midi_ports:
             port.close()
         self.osc.stop()
-        self.dispatcher.close()
-        if self._housekeeper.is_alive():
-            self._housekeeper.join(timeout=5.0)
+        self.intake.close()
+        self.housekeeper.stop()
         self.scheduler.stop()
         self.osc.close()
-        self._flush_finished()
-        self.status.write()
+        self.housekeeper.flush()
+        try:
+            self.status.write()
+        except OSError as exc:  # a full disk must not keep the lock and the queue open
+            log.warning("could not write status.json at shutdown: %s", exc)
         self.queue.close()
         self._release_lock()
         log.info("stembridge bridge stopped")
@@ -192,55 +198,9 @@ class BridgeServer:
         """The bound OSC port."""
         return self.osc.port
 
-    # -- ReplySink -------------------------------------------------------------------------
-    def send(self, target: str, address: str, args: Sequence[OscArg]) -> None:
-        """Deliver a reply through the transport that owns ``target``."""
-        self.osc.send(target, address, args)
-
-    # -- JobListener (scheduler thread) ----------------------------------------------------
-    def job_started(self, job: Job) -> None:
-        """Tell the client the job started."""
-        self.status.mark_dirty()
-        self._send_progress(job, 0.0, "started", force=True)
-
-    def job_progress(self, job: Job, fraction: float, message: str) -> None:
-        """Forward progress (throttled) to the job's client."""
-        self.status.mark_dirty()
-        self._send_progress(job, fraction, message, force=False)
-
-    def job_finished(self, job: Job) -> None:
-        """Announce the outcome and hand mailbox bookkeeping to the housekeeping thread."""
-        self._last_osc_progress.pop(job.job_id, None)
-        if job.state != "done":
-            self._write_failure_manifest(job)
-        if job.reply is not None:
-            if job.state == "done":
-                self.send(job.reply, PREFIX + "done", [job.job_id, job.manifest or ""])
-            else:
-                self.send(job.reply, PREFIX + "error", [job.job_id, job.error_code or job.state, job.error_message or ""])
-        self._finished.append(job)
-        self.status.mark_dirty()
-
     # -- internals -------------------------------------------------------------------------
-    def _send_progress(self, job: Job, fraction: float, message: str, *, force: bool) -> None:
-        if job.reply is None:
-            return
-        now = time.monotonic()
-        last = self._last_osc_progress.get(job.job_id, 0.0)
-        if force or fraction >= 1.0 or now - last >= OSC_PROGRESS_INTERVAL_S:
-            self._last_osc_progress[job.job_id] = now
-            self.send(job.reply, PREFIX + "progress", [job.job_id, float(fraction), message])
-
-    def _write_failure_manifest(self, job: Job) -> None:
-        path = self.layout.manifest_path(job.job_id)
-        failure = Failure(job.error_code or job.state, job.error_message or "")
-        doc = Manifest.failed(job.job_id, job.state, job.request, failure).to_json()
-        try:
-            write_json_atomic(path, doc)
-        except FileExistsError:
-            log.debug("manifest %s exists already", path.name)
-        except OSError as exc:
-            log.warning("could not write %s: %s", path.name, exc)
+    def _job_finished(self, job: Job) -> None:  # the housekeeper is built after the events it serves
+        self.housekeeper.job_finished(job)
 
     def _running(self) -> tuple[str, float, str] | None:
         return self.scheduler.running()
@@ -251,25 +211,12 @@ class BridgeServer:
             log_file=self.layout.log_file if self.config.log_to_file else None,
         )
 
-    def _housekeeping(self) -> None:
-        while not self._stop.wait(self.config.poll_interval_s):
-            try:
-                self.mailbox.poll_once()
-                self._flush_finished()
-                self.status.write_if_due()
-            except OSError:  # a full or vanished disk must not stop the mailbox for good
-                log.exception("housekeeping failed (mailbox, status.json); retrying")
-
-    def _flush_finished(self) -> None:
-        while self._finished:
-            self.mailbox.job_finished(self._finished.popleft())
-
     def _open_midi(self) -> None:
         path = self.config.midi_map or (self.layout.root / "midi.toml")
         bindings = load_mapping(path)
         if not bindings:
             return
-        router = TriggerRouter(bindings, lambda action: self.dispatcher.trigger(action, Origin(source="midi", trusted=True)))
+        router = TriggerRouter(bindings, lambda action: self.controller.trigger(action, Origin(source="midi", trusted=True)))
         names: Iterable[str]
         if self.config.midi_ports is not None:
             names = self.config.midi_ports

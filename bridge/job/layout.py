@@ -195,11 +195,15 @@ def write_json_atomic(path: Path, data: Any, *, overwrite: bool = False) -> Path
         raise FileExistsError(f"{path} already exists; stembridge never overwrites results")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:  # a full disk (or a bad value) must not leave a half-written temp file behind
+        tmp.unlink(missing_ok=True)
+        raise
     if overwrite:
         os.replace(tmp, path)
     else:

@@ -191,7 +191,11 @@ def resolve_inside(project_dir: Path, path_text: Any, where: str) -> Path:
             f"{where} {path_text!r} is outside the project folder {str(project_dir)!r}; "
             "copy the file into the project folder and use a path inside it",
         )
-    if not resolved.is_file():
+    try:
+        is_file = resolved.is_file()
+    except OSError as exc:  # a name too long for the file system, a folder that cannot be read
+        raise RequestError("path", f"{where} {path_text[:200]!r} cannot be read ({exc.strerror})") from None
+    if not is_file:
         raise RequestError("path", f"{where} {path_text!r} does not exist in the project folder")
     return resolved
 

@@ -8,11 +8,12 @@ one atomic ``UPDATE``, so no job id is ever run twice; a finished job is never c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,19 @@ CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, seq);
 
 class QueueFullError(RuntimeError):
     """The queue already holds its maximum number of active jobs."""
+
+
+class QueueStorageError(RuntimeError):
+    """The queue database could not record a change (the disk is full, or the file is unwritable)."""
+
+
+@contextlib.contextmanager
+def _storage(what: str) -> Iterator[None]:
+    """Turn SQLite's write failures (a full disk, a read-only file) into :class:`QueueStorageError`."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise QueueStorageError(f"{what} ({exc}); free some disk space in the project folder") from exc
 
 
 class DuplicateJobError(ValueError):
@@ -143,6 +157,7 @@ class JobQueue:
         Raises:
             QueueFullError: ``max_active`` jobs are queued or running already.
             DuplicateJobError: ``job_id`` was used before.
+            QueueStorageError: the database could not be written (e.g. the disk is full).
         """
         text = json.dumps(request, separators=(",", ":"))
         with self._lock:
@@ -168,8 +183,16 @@ class JobQueue:
                         "request file differently or leave the id to the bridge"
                     ) from None
                 self._db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:  # SQLite has rolled back already on a full disk
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise QueueStorageError(
+                    f"the job could not be recorded in the queue ({exc}); free some disk space in the "
+                    "project folder and send it again"
+                ) from exc
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
         job = self.get(job_id)
         if job is None:  # pragma: no cover - the row was just inserted
@@ -178,7 +201,7 @@ class JobQueue:
 
     def claim_next(self) -> Job | None:
         """Atomically move the oldest queued job to ``running`` and return it (None if none)."""
-        with self._lock:
+        with self._lock, _storage("the next job could not be started"):
             row = self._db.execute(
                 "UPDATE jobs SET state = 'running', started = ? WHERE seq = ("
                 "SELECT seq FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT 1) "
@@ -203,11 +226,12 @@ class JobQueue:
 
         Raises:
             ValueError: ``state`` is not a final state.
+            QueueStorageError: the database could not be written (e.g. the disk is full).
         """
         if state not in FINAL_STATES:
             raise ValueError(f"state must be one of {FINAL_STATES}, got {state!r}")
         states = "('queued')" if only_queued else "('queued', 'running')"
-        with self._lock:
+        with self._lock, _storage(f"job {job_id} could not be recorded as {state}"):
             cur = self._db.execute(
                 "UPDATE jobs SET state = ?, finished = ?, manifest = ?, error_code = ?, "
                 f"error_message = ? WHERE job_id = ? AND state IN {states}",
@@ -216,8 +240,12 @@ class JobQueue:
             return cur.rowcount == 1
 
     def requeue(self, job_id: str) -> bool:
-        """Put a running job back at its place in the queue (clean shutdown). False if not running."""
-        with self._lock:
+        """Put a running job back at its place in the queue (clean shutdown). False if not running.
+
+        Raises:
+            QueueStorageError: the database could not be written (e.g. the disk is full).
+        """
+        with self._lock, _storage(f"job {job_id} could not be put back in the queue"):
             cur = self._db.execute(
                 "UPDATE jobs SET state = 'queued', started = NULL WHERE job_id = ? AND state = 'running'",
                 (job_id,),
@@ -280,14 +308,6 @@ class JobQueue:
             if with_range is None or (job.request.get("range") is not None) == with_range:
                 return job
         return None
-
-    def active_count(self) -> int:
-        """Jobs queued or running."""
-        with self._lock:
-            (n,) = self._db.execute(
-                "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')"
-            ).fetchone()
-        return int(n)
 
 
 def read_job_state(path: Path, job_id: str) -> str | None:

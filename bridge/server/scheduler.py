@@ -19,10 +19,13 @@ from multiprocessing.connection import wait
 from typing import Protocol
 
 from bridge.job.layout import ProjectLayout
-from bridge.server.queue import Job, JobQueue
+from bridge.server.queue import Job, JobQueue, QueueStorageError
 from bridge.server.worker import WorkerEvent, WorkerProcess
 
 log = logging.getLogger(__name__)
+
+#: Seconds to wait before trying again when the queue cannot be written (a full disk).
+STORAGE_RETRY_S = 1.0
 
 
 class JobListener(Protocol):
@@ -82,6 +85,8 @@ class Scheduler:
         self._progress: tuple[float, str] = (0.0, "")
         self._cancel_requested: str | None = None
         self._cancel_deadline: float | None = None
+        #: An outcome the queue could not record yet: (job, state, manifest, code, message).
+        self._pending_finish: tuple[Job, str, str | None, str | None, str | None] | None = None
         self._stopping = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -136,33 +141,45 @@ class Scheduler:
         if worker is not None:
             worker.kill() if current is not None else worker.stop()
         if current is not None:
-            self._queue.requeue(current.job_id)
-            log.info("job %s was running at shutdown; it is queued again", current.job_id)
+            try:
+                self._queue.requeue(current.job_id)
+                log.info("job %s was running at shutdown; it is queued again", current.job_id)
+            except QueueStorageError as exc:  # still "running" in the queue: the next start runs it again
+                log.warning("%s; it runs again when the bridge next starts", exc)
         self._wake_r.close()
         self._wake_w.close()
 
     # -- the scheduler thread --------------------------------------------------------------
     def _loop(self) -> None:
-        last_beat = time.monotonic()
+        last_beat = [time.monotonic()]
         while not self._stopping.is_set():
-            if self._current is None:
-                self._start_next()
-                last_beat = time.monotonic()
-            handles: list[object] = [self._wake_r]
-            if self._worker is not None:
-                handles += self._worker.handles()
-            timeout = self._heartbeat
-            if self._cancel_deadline is not None:
-                timeout = max(0.0, min(timeout, self._cancel_deadline - time.monotonic()))
-            wait(handles, timeout)  # type: ignore[arg-type]
-            self._drain_wake()
-            self._handle_cancel_request()
-            self._drain_events()
-            self._enforce_cancel_deadline()
-            now = time.monotonic()
-            if self._current is not None and now - last_beat >= self._heartbeat:
-                last_beat = now
-                self._listener.job_progress(self._current, *self._progress)
+            try:
+                self._turn(last_beat)
+            except QueueStorageError as exc:  # a full disk: keep the job and try again, never die
+                log.error("%s; trying again in %.0f s", exc, STORAGE_RETRY_S)
+                self._stopping.wait(STORAGE_RETRY_S)
+
+    def _turn(self, last_beat: list[float]) -> None:
+        """One round: record an outcome still pending, start a job if idle, wait for and handle events."""
+        self._record_pending_finish()
+        if self._current is None:
+            self._start_next()
+            last_beat[0] = time.monotonic()
+        handles: list[object] = [self._wake_r]
+        if self._worker is not None:
+            handles += self._worker.handles()
+        timeout = self._heartbeat
+        if self._cancel_deadline is not None:
+            timeout = max(0.0, min(timeout, self._cancel_deadline - time.monotonic()))
+        wait(handles, timeout)  # type: ignore[arg-type]
+        self._drain_wake()
+        self._handle_cancel_request()
+        self._drain_events()
+        self._enforce_cancel_deadline()
+        now = time.monotonic()
+        if self._current is not None and self._pending_finish is None and now - last_beat[0] >= self._heartbeat:
+            last_beat[0] = now
+            self._listener.job_progress(self._current, *self._progress)
 
     def _drain_wake(self) -> None:
         try:
@@ -256,7 +273,16 @@ class Scheduler:
     def _finish(
         self, job: Job, state: str, *, manifest: str | None = None, code: str | None = None, message: str | None = None
     ) -> None:
+        """Record ``job``'s outcome; if the queue cannot be written it is kept and retried every turn."""
+        self._pending_finish = (job, state, manifest, code, message)
+        self._record_pending_finish()
+
+    def _record_pending_finish(self) -> None:
+        if self._pending_finish is None:
+            return
+        job, state, manifest, code, message = self._pending_finish
         self._queue.finish(job.job_id, state, manifest=manifest, error_code=code, error_message=message)
+        self._pending_finish = None
         with self._lock:
             if self._current is not None and self._current.job_id == job.job_id:
                 self._current = None

@@ -6,7 +6,9 @@ once and then moved, never deleted:
 
 - a request that is accepted goes to ``inbox/done/``; if its job later fails or is cancelled it
   moves on to ``inbox/failed/`` with ``<name>.error.txt`` beside it;
-- a file that is rejected goes to ``inbox/failed/`` with ``<name>.error.txt`` at once.
+- a file that is rejected goes to ``inbox/failed/`` with ``<name>.error.txt`` at once; a symbolic
+  link is always rejected (the link moves, never what it points to), so nothing outside the
+  project is read through the inbox.
 
 A request file named like a job id (``20261122-101500-ab12cd.json``, as ``new_job_id`` makes)
 gets that job id, so a script knows which outbox manifest to wait for; any other name gets a
@@ -26,7 +28,8 @@ from typing import Any
 from bridge.job.layout import NEW_JOB_ID, ProjectLayout
 from bridge.job.request import MAX_REQUEST_BYTES, RequestError, decode_request
 from bridge.server.queue import Job
-from bridge.server.service import Dispatcher, Origin, Outcome
+from bridge.server.replies import Origin
+from bridge.server.service import JobService, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +50,16 @@ def _unique(folder: Path, name: str) -> Path:
 
 
 class Mailbox:
-    """Picks up inbox files and hands them to the dispatcher.
+    """Picks up inbox files and hands them to the job service.
 
     Args:
         layout: the project's folders (``ensure()``-d).
-        dispatcher: validates and queues.
+        service: validates and queues (the same service OSC and MIDI use).
     """
 
-    def __init__(self, layout: ProjectLayout, dispatcher: Dispatcher) -> None:
+    def __init__(self, layout: ProjectLayout, service: JobService) -> None:
         self._layout = layout
-        self._dispatcher = dispatcher
+        self._service = service
         self.done = layout.inbox / "done"
         self.failed = layout.inbox / "failed"
 
@@ -68,10 +71,13 @@ class Mailbox:
         except FileNotFoundError:
             return []
         for entry in entries:
-            if entry.name.startswith(".") or not entry.name.endswith(".json") or not entry.is_file():
+            if entry.name.startswith(".") or not entry.name.endswith(".json"):
+                continue
+            # a link is picked up (and rejected in _handle), never followed: it may point out of the project
+            if not (entry.is_symlink() or entry.is_file(follow_symlinks=False)):
                 continue
             try:
-                files.append((entry.stat().st_mtime_ns, entry.name, Path(entry.path)))
+                files.append((entry.stat(follow_symlinks=False).st_mtime_ns, entry.name, Path(entry.path)))
             except FileNotFoundError:
                 continue
         return [p for _, _, p in sorted(files)][:MAX_FILES_PER_POLL]
@@ -118,6 +124,8 @@ class Mailbox:
 
     def _read_and_dispatch(self, path: Path, given_id: str | None, source: str) -> Outcome:
         origin = Origin(source=source, reply=None, trusted=True)
+        if path.is_symlink():
+            return Outcome(False, "", "path", "inbox files must be regular files, not links; copy the request into the inbox")
         size = path.stat().st_size
         if size > MAX_REQUEST_BYTES:
             return Outcome(False, "", "limit", f"the file is larger than {MAX_REQUEST_BYTES // 1024 // 1024} MB")
@@ -128,7 +136,7 @@ class Mailbox:
             return Outcome(False, "", exc.code, str(exc))
         if "action" in obj:
             return self._control(obj, origin, given_id)
-        return self._dispatcher.generate(obj, origin, job_id=given_id)
+        return self._service.generate(obj, origin, job_id=given_id)
 
     def _control(self, obj: dict[str, Any], origin: Origin, given_id: str | None) -> Outcome:
         unknown = sorted(set(obj) - _CONTROL_KEYS)
@@ -141,9 +149,9 @@ class Mailbox:
             return Outcome(False, "", "schema", 'control file needs "job_id": "<the job id>"')
         action = obj.get("action")
         if action == "cancel":
-            return self._dispatcher.cancel(job_id, origin)
+            return self._service.cancel(job_id, origin)
         if action == "variation":
-            return self._dispatcher.variation(job_id, origin, new_job_id=given_id)
+            return self._service.variation(job_id, origin, new_job_id=given_id)
         return Outcome(False, job_id, "schema", f'unknown action {action!r}; use "cancel" or "variation"')
 
     def _write_error(self, dest: Path, code: str, message: str, job_id: str) -> None:

@@ -9,7 +9,7 @@ Mapping file (TOML, default ``<project>/stembridge/midi.toml``)::
     channel = 10           # 1-16; leave out for any channel
     action = "generate"    # generate | regenerate | variation | cancel
 
-Actions (see :class:`bridge.server.service.Dispatcher`):
+Actions (see :class:`bridge.server.controller.ControllerActions`):
 
 - ``generate``: queue the project's most recent request again as it is; its MIDI/audio files are
   read afresh, so re-exported material from the DAW is used, with the same seed.
@@ -20,7 +20,7 @@ Actions (see :class:`bridge.server.service.Dispatcher`):
 
 A press is a note-on with velocity above 0 (a velocity-0 note-on is a note-off) or a CC value
 rising through 64. Presses of one binding within :data:`DEBOUNCE_S` count once. MIDI callbacks
-run on the port's thread, so the action only hands work to the dispatcher.
+run on the port's thread, so the action only hands work to the intake thread.
 """
 
 from __future__ import annotations
@@ -37,9 +37,10 @@ from typing import Any, Protocol
 
 import mido
 
+from bridge.server.controller import ACTIONS
+
 log = logging.getLogger(__name__)
 
-ACTIONS = ("generate", "regenerate", "variation", "cancel")
 DEBOUNCE_S = 0.3
 #: A MIDI press: (kind "note"/"cc", channel 1-16, number 0-127).
 Press = tuple[str, int, int]

@@ -1,8 +1,18 @@
-"""OSC over UDP: decode datagrams, hand messages to the dispatcher, send replies.
+"""OSC over UDP: decode datagrams, hand messages to the router, send replies.
 
-The receive thread only decodes and routes; anything slow happens on the dispatcher's intake
-thread. A datagram that is not valid OSC is logged (rate-limited) and answered with
-``/stembridge/error "" malformed <why>``; the server keeps serving.
+The receive thread only decodes and routes (:class:`~bridge.transports.osc_router.OscRouter`);
+anything slow happens on the intake thread. A datagram that is not valid OSC is logged
+(rate-limited) and answered with ``/stembridge/error "" malformed <why>``; the server keeps serving.
+
+Messages are parsed by python-osc (:class:`pythonosc.osc_message.OscMessage`). Bundle framing
+is split here rather than by ``pythonosc.osc_packet.OscPacket``/``OscBundle`` (python-osc
+1.10.2), for reasons measured on that version: a 20-byte bundle whose element size is negative
+(``#bundle\\0``, 8-byte time tag, ``-4``) makes ``OscBundle`` loop forever (still spinning
+after 5 s, logging a warning per turn to the root logger), which would stop the receive thread
+for good; an element size larger than the datagram is accepted and the truncated element parsed;
+an element that is neither message nor bundle is skipped instead of reported; nesting depth is
+unbounded. ``OscPacket`` also reorders messages by time tag, where the bridge handles them in
+arrival order. ``tests/bridge/transports/test_server_fuzz.py`` pins each of these cases.
 """
 
 from __future__ import annotations
@@ -13,7 +23,6 @@ import logging
 import socket
 import struct
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,7 +32,8 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import ParseError
 from pythonosc.parsing.osc_types import BuildError
 
-from bridge.server.service import PREFIX, Origin, OscArg
+from bridge.server.loglimit import LogLimiter
+from bridge.server.replies import PREFIX, Origin, OscArg
 
 log = logging.getLogger(__name__)
 
@@ -112,26 +122,6 @@ def encode_message(address: str, args: Sequence[OscArg]) -> bytes:
     return builder.build().dgram
 
 
-class _LogLimiter:
-    """Logs at most ``limit`` malformed-datagram warnings per ``window_s``, then a count."""
-
-    def __init__(self, limit: int = 20, window_s: float = 60.0) -> None:
-        self.limit, self.window_s = limit, window_s
-        self.start, self.count, self.suppressed = time.monotonic(), 0, 0
-
-    def warn(self, text: str, *args: Any) -> None:
-        now = time.monotonic()
-        if now - self.start > self.window_s:
-            if self.suppressed:
-                log.warning("%d more malformed datagrams were not logged", self.suppressed)
-            self.start, self.count, self.suppressed = now, 0, 0
-        self.count += 1
-        if self.count <= self.limit:
-            log.warning(text, *args)
-        else:
-            self.suppressed += 1
-
-
 def is_loopback(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and "localhost"."""
     if host == "localhost":
@@ -146,7 +136,7 @@ class OscTransport:
     """A UDP socket serving the ``/stembridge/*`` address space.
 
     Args:
-        handler: ``handler(address, args, origin)``, normally ``Dispatcher.handle_message``.
+        handler: ``handler(address, args, origin)``, normally ``OscRouter.handle_message``.
         host: address to bind; anything but loopback needs ``allow_remote``.
         port: UDP port (0 picks a free one; see :attr:`port`).
         reply_port: send replies to the sender's host on this port instead of the sender's port.
@@ -170,7 +160,7 @@ class OscTransport:
         self._handler = handler
         self._reply_port = reply_port
         self._trusted = not allow_remote
-        self._limiter = _LogLimiter()
+        self._limiter = LogLimiter(log, "malformed datagrams")
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
@@ -204,9 +194,10 @@ class OscTransport:
             self._thread.join(timeout=2.0)
 
     def close(self) -> None:
-        """Stop receiving and close the socket."""
+        """Stop receiving and close the socket; logs how many datagrams came and how many were malformed."""
         self.stop()
         self._sock.close()
+        log.info("OSC closed after %d datagrams (%d malformed)", self.received, self.malformed)
 
     def send(self, target: str, address: str, args: Sequence[OscArg]) -> None:
         """Send one message to ``target`` (``"osc:host:port"``); other targets are ignored."""
@@ -242,8 +233,14 @@ class OscTransport:
             messages = decode_datagram(data)
         except DatagramError as exc:
             self.malformed += 1
-            self._limiter.warn("malformed OSC datagram (%d bytes) from %s:%s: %s", len(data), host, port, exc)
+            self._limiter.log(logging.WARNING, "malformed OSC datagram (%d bytes) from %s:%s: %s", len(data), host, port, exc)
             self.send(reply, PREFIX + "error", ["", "malformed", f"the datagram is not valid OSC: {exc}"[:500]])
             return
         for address, args in messages:
-            self._handler(address, args, origin)
+            # The receive thread's boundary: if it died, the bridge would stop hearing anyone. A
+            # handler failure is logged with its traceback and answered, and the next message is read.
+            try:
+                self._handler(address, args, origin)
+            except Exception as exc:
+                log.exception("internal error while handling %s from %s:%s", address, host, port)
+                self.send(reply, PREFIX + "error", ["", "internal", f"the bridge failed on {address}: {type(exc).__name__}: {exc}"[:500]])

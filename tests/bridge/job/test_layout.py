@@ -1,9 +1,13 @@
-"""Job ids sort in creation order (manifests are found "newest first" by name); take file names."""
+"""Job ids sort in creation order (manifests are found "newest first" by name); take file names; atomic JSON writes."""
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from pathlib import Path
+
+import pytest
 
 from bridge.job.layout import (
     JOB_ID,
@@ -14,6 +18,7 @@ from bridge.job.layout import (
     new_job_id,
     parse_take_file_name,
     take_file_name,
+    write_json_atomic,
 )
 
 
@@ -43,3 +48,13 @@ def test_take_file_names_round_trip_and_number_takes(tmp_path: Path) -> None:
         (layout.job_dir(job) / take_file_name("chorus-1", "bass", take)).write_bytes(b"")
     (layout.job_dir("b") / take_file_name("chorus-10", "bass", 9)).write_bytes(b"")  # another section
     assert layout.next_take("chorus-1") == 5
+
+
+def test_an_atomic_write_that_fails_on_a_full_disk_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full_disk(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        write_json_atomic(tmp_path / "status.json", {"queued": []}, overwrite=True)
+    assert list(tmp_path.iterdir()) == []

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from bridge.server.queue import MAX_INTERRUPTIONS, DuplicateJobError, JobQueue, QueueFullError
+from bridge.server.queue import (
+    MAX_INTERRUPTIONS,
+    DuplicateJobError,
+    JobQueue,
+    QueueFullError,
+    QueueStorageError,
+)
 
 
 def test_jobs_run_in_order_and_survive_a_reopen(tmp_path: Path) -> None:
@@ -89,5 +95,18 @@ def test_latest_and_recent_finished(tmp_path: Path) -> None:
     q.finish("a", "done")
     q.finish("b", "failed", error_code="input", error_message="bad")
     assert [j.job_id for j in q.recent_finished(1)] == ["b"]
-    assert q.active_count() == 1
+    assert [j.job_id for j in q.jobs("queued")] == ["c"]  # the one job still active
+    q.close()
+
+
+def test_a_full_database_refuses_the_job_with_a_clear_error_and_keeps_working(tmp_path: Path) -> None:
+    q = JobQueue(tmp_path / "q.sqlite3")
+    q.enqueue("a", {})
+    (pages,) = q._db.execute("PRAGMA page_count").fetchone()
+    q._db.execute(f"PRAGMA max_page_count = {pages}")  # as if the disk were full
+    with pytest.raises(QueueStorageError, match="free some disk space"):
+        q.enqueue("b", {"prompt": "x" * 100_000})
+    q._db.execute("PRAGMA max_page_count = 1073741823")
+    q.enqueue("c", {})
+    assert [j.job_id for j in q.jobs("queued")] == ["a", "c"]
     q.close()

@@ -1,12 +1,16 @@
-"""The scheduler thread survives a worker that cannot start: that job fails, the next one runs."""
+"""The scheduler thread survives a worker that cannot start and a full disk: jobs still end, the next one runs."""
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from bridge.job.layout import ProjectLayout
-from bridge.server.queue import Job, JobQueue
+from bridge.server import scheduler as scheduler_module
+from bridge.server.queue import Job, JobQueue, QueueStorageError
 from bridge.server.scheduler import Scheduler
 from bridge.server.worker import WorkerProcess
 from tests.bridge.server_helpers import RUNNER, make_project, tiny_request
@@ -54,3 +58,38 @@ def test_a_worker_that_cannot_start_fails_only_its_job(tmp_path: Path) -> None:
     assert (first.job_id, first.state, first.error_code) == ("20260101-000000-aaaaaa", "failed", "worker_crashed")
     assert "could not be started" in (first.error_message or "")
     assert (second.job_id, second.state) == ("20260101-000001-bbbbbb", "done")
+
+
+class _FullDiskQueue(JobQueue):
+    """A queue whose first ``fails`` attempts to record an outcome hit a full disk."""
+
+    def __init__(self, path: Path, fails: int) -> None:
+        super().__init__(path)
+        self.fails = fails
+
+    def finish(self, job_id: str, state: str, **kwargs: Any) -> bool:
+        if self.fails > 0:
+            self.fails -= 1
+            raise QueueStorageError(f"job {job_id} could not be recorded as {state} (database or disk is full)")
+        return super().finish(job_id, state, **kwargs)
+
+
+def test_a_full_disk_when_a_job_ends_delays_its_outcome_and_the_next_job_still_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scheduler_module, "STORAGE_RETRY_S", 0.05)
+    project = make_project(tmp_path / "song")
+    layout = ProjectLayout(project).ensure()
+    queue = _FullDiskQueue(layout.queue_db, fails=3)
+    listener = _Recorder()
+    scheduler = Scheduler(queue, layout, listener, worker_factory=lambda: WorkerProcess(RUNNER))
+    queue.enqueue("20260101-000000-aaaaaa", tiny_request(project))
+    queue.enqueue("20260101-000001-bbbbbb", tiny_request(project))
+    scheduler.start()
+    try:
+        assert listener.done.wait(60), "the scheduler stopped handling jobs after a full disk"
+    finally:
+        scheduler.stop()
+    assert [(j.job_id, j.state) for j in listener.finished] == [
+        ("20260101-000000-aaaaaa", "done"), ("20260101-000001-bbbbbb", "done")]
+    assert queue.fails == 0
+    queue.close()

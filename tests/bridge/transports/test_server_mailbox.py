@@ -101,3 +101,28 @@ def test_files_that_break_the_parsers_are_rejected_and_the_mailbox_keeps_going(s
     drop(inbox, f"{job_id}.json", tiny_request(server.layout.project_dir))
     assert wait_for(lambda: finished(server, job_id) is not None, 60)
     assert finished(server, job_id)["status"] == "done"  # type: ignore[index]
+
+
+def test_links_in_the_inbox_are_rejected_and_never_followed(server: BridgeServer, tmp_path: Path) -> None:
+    inbox = server.layout.inbox
+    outside = tmp_path / "elsewhere.json"  # a valid request, outside the project
+    outside.write_text(json.dumps(tiny_request(server.layout.project_dir)))
+    (inbox / "link.json").symlink_to(outside)
+    (inbox / "dangling.json").symlink_to(tmp_path / "nothing-here.json")
+    failed = inbox / "failed"
+    assert wait_for(lambda: len(list(failed.glob("*.error.txt"))) == 2, 10)
+    for name in ("link", "dangling"):
+        assert "regular files, not links" in (failed / f"{name}.error.txt").read_text()
+        assert (failed / f"{name}.json").is_symlink()
+    assert outside.is_file() and not server.queue.jobs("queued") and not server.queue.recent_finished()
+
+
+def test_json_that_is_not_an_object_is_a_schema_error_not_an_internal_one(server: BridgeServer) -> None:
+    inbox = server.layout.inbox
+    for name, text in (("list", "[]"), ("null", "null"), ("number", "3")):
+        drop(inbox, f"{name}.json", text)
+    failed = inbox / "failed"
+    assert wait_for(lambda: len(list(failed.glob("*.error.txt"))) == 3, 10)
+    for name in ("list", "null", "number"):
+        note = (failed / f"{name}.error.txt").read_text()
+        assert "code: schema" in note and "must be a JSON object" in note

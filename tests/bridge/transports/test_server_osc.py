@@ -311,6 +311,17 @@ def test_with_a_token_every_message_must_carry_it(project: Path) -> None:
         c.close()
 
 
+def test_a_non_ascii_token_guess_is_refused_and_the_server_keeps_serving(project: Path) -> None:
+    cfg = ServerConfig(project_dir=project, host="127.0.0.1", osc_port=0, allow_remote=True, token="s3cret", runner=RUNNER)
+    with BridgeServer(cfg) as srv:
+        c = OscClient(srv.osc_port)
+        c.send("/stembridge/ping", "sécret")  # used to raise TypeError and stop the receive thread
+        assert c.recv(5.0)[1][1] == "auth"
+        c.send("/stembridge/ping", "s3cret")
+        assert c.recv(5.0) == ("/stembridge/pong", [1])
+        c.close()
+
+
 def test_server_serves_and_queues_without_importing_torch(tmp_path: Path) -> None:
     project = make_project(tmp_path / "song")
     script = f"""
