@@ -1,0 +1,391 @@
+"""Our own MusicGen / MusicGen-melody decoding loop: static KV cache, one-pass CFG, CUDA graphs.
+
+It runs the weights of a loaded transformers model (nothing is copied) and gives the same
+codes as stock ``generate()`` (see :mod:`models.musicgen.token_picking` for the sampling
+maths and the random stream):
+
+* **Prefill**: the text encoder (and, for melody models, the chroma projection) and one forward
+  of the stock decoder over the prompt build the conditioning and the first logits, exactly as
+  stock; its cache is then copied into a :class:`~models.musicgen.static_cache.StaticKVCache`.
+* **Decode steps** run our own forward over the decoder's modules: the conditional and
+  unconditional classifier-free-guidance branches are one batch of ``2B`` rows, keys/values are
+  written in place into the static cache, the delay pattern is applied on the device and the
+  codes are written into a preallocated ``(B * codebooks, length)`` buffer. Nothing reads a
+  tensor back to the host until the loop ends.
+* **CUDA graphs**: on CUDA, after two warm-up steps on a side stream, the whole step (forward,
+  CFG mixing, top-k, sampling, delay pattern, cache and code writes, position increment) is
+  captured once and replayed for the remaining steps. On CPU (and MPS) the eager step is used:
+  graphs are a CUDA feature, and the eager step there slices the cache to the filled length,
+  which is both faster on a CPU and numerically identical to stock.
+
+Several sections or variations of one request decode together as one batch: pass ``B`` texts
+(and ``B`` prompts of one length) to :meth:`FastMusicGenDecoder.generate_codes`.
+
+Hook points (for adapters such as Coco-Mulla, which must run on this same path): every decode
+step goes through :meth:`FastMusicGenDecoder._layer` once per transformer layer, which calls
+:meth:`~FastMusicGenDecoder._self_attention`, :meth:`~FastMusicGenDecoder._cross_attention`
+and :meth:`~FastMusicGenDecoder._feed_forward` in turn with the layer index, the ``(rows, 1,
+hidden)`` hidden state and the step position. An adapter subclasses the decoder and overrides
+one of them (e.g. adds per-layer prefix keys/values in ``_self_attention``); the prefill is
+:meth:`~FastMusicGenDecoder._prefill`. The overrides stay graph-capturable as long as they use
+no host values that change between steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+from models.musicgen.static_cache import StaticKVCache
+from models.musicgen.token_picking import PickOptions, pick
+
+log = logging.getLogger(__name__)
+
+#: Eager steps run before a CUDA graph is captured (cuBLAS workspaces, allocator warm-up).
+WARMUP_STEPS = 2
+
+
+def graph_capture_available(device: Any) -> tuple[bool, str]:
+    """Whether the decode step can be captured in a CUDA graph on ``device``, and why not."""
+    import torch
+
+    dev = torch.device(device)
+    if dev.type != "cuda":
+        return False, f"CUDA graphs need a CUDA device; {dev.type} runs the eager step"
+    if not torch.cuda.is_available():
+        return False, "torch reports no CUDA device"
+    return True, "CUDA device"
+
+
+class FastMusicGenDecoder:
+    """Decode MusicGen or MusicGen-melody codes with a static cache and optional CUDA graphs.
+
+    Args:
+        model: a ``MusicgenForConditionalGeneration`` or ``MusicgenMelodyForConditionalGeneration``
+            in eval mode, on its device and dtype.
+        cuda_graph: capture the decode step in a CUDA graph; None: when the device allows it.
+
+    Raises:
+        ValueError: ``cuda_graph=True`` on a device without CUDA graphs.
+    """
+
+    def __init__(self, model: Any, *, cuda_graph: bool | None = None) -> None:
+        self.model = model
+        self.melody = hasattr(model.config, "num_chroma")
+        self.lm = model.decoder  # MusicgenForCausalLM / MusicgenMelodyForCausalLM
+        self.core = self.lm.model.decoder
+        self.num_codebooks = int(self.lm.num_codebooks)
+        self.device = next(model.parameters()).device
+        able, why = graph_capture_available(self.device)
+        if cuda_graph and not able:
+            raise ValueError(f"cuda_graph=True is not possible here: {why}")
+        self.cuda_graph = able if cuda_graph is None else cuda_graph
+        if not self.cuda_graph:
+            log.debug("fast MusicGen decoder without CUDA graphs: %s", why)
+        gen = model.generation_config
+        dec = model.config.decoder
+        self.start_id = int(gen.decoder_start_token_id if gen.decoder_start_token_id is not None else dec.bos_token_id)
+        self.pad_id = int(gen.pad_token_id if gen.pad_token_id is not None else dec.pad_token_id)
+
+    # -- public -------------------------------------------------------------------------------
+    def generate_codes(
+        self,
+        text_ids: Any,
+        text_mask: Any,
+        *,
+        max_new_tokens: int,
+        options: PickOptions,
+        prompt_codes: Any | None = None,
+        chroma: Any | None = None,
+        on_step: Callable[[int], None] | None = None,
+    ) -> Any:
+        """Decode codes for ``B`` texts (one batch; the CFG branches double it to ``2B`` rows).
+
+        Args:
+            text_ids: ``(B, text_len)`` token ids of the text prompts (padded).
+            text_mask: ``(B, text_len)`` 0/1 attention mask of ``text_ids``.
+            max_new_tokens: decode steps, as stock ``generate(max_new_tokens=...)``: codec frames
+                to add plus ``codebooks - 1`` for the delay pattern.
+            options: guidance, top-k, temperature, greedy.
+            prompt_codes: ``(B * codebooks, frames)`` codes to continue (one length for all B),
+                or None.
+            chroma: ``(B, chroma_frames, 12)`` chroma for melody models, or None.
+            on_step: called with the step number (1-based) after each step is queued; may raise
+                to cancel.
+
+        Returns:
+            LongTensor ``(B, codebooks, frames)``: prompt codes followed by the new ones, delay
+            pattern undone (stock ``generate()``'s codes before the EnCodec decode).
+
+        Raises:
+            ValueError: bad sizes (too few steps for the delay pattern, mismatched prompt rows).
+        """
+        import torch
+
+        batch = int(text_ids.shape[0])
+        k = self.num_codebooks
+        start = torch.full((batch * k, 1), self.start_id, dtype=torch.long, device=self.device)
+        if prompt_codes is None:
+            ids = start
+        else:
+            if prompt_codes.shape[0] != batch * k:
+                raise ValueError(
+                    f"prompt_codes has {prompt_codes.shape[0]} rows; {batch} texts x {k} codebooks need {batch * k}"
+                )
+            ids = prompt_codes.to(self.device)
+            if bool((ids[:, 0] != self.start_id).all()):
+                ids = torch.cat([start, ids], dim=-1)
+        channels = int(self.model.config.decoder.audio_channels)
+        per_channel = k // channels
+        total = ids.shape[-1] + int(max_new_tokens)
+        if max_new_tokens < 1 or total < 2 * per_channel - 1:
+            raise ValueError(
+                f"max_new_tokens={max_new_tokens} is too few for the {per_channel}-codebook delay pattern; "
+                f"ask for at least {max(1, 2 * per_channel - 1 - ids.shape[-1])} steps"
+            )
+        with torch.inference_mode():
+            first, pattern = self.lm.build_delay_pattern_mask(ids, pad_token_id=self.start_id, max_length=total)
+            codes = self._decode(first, pattern, text_ids, text_mask, chroma, options, on_step)
+            codes = self.lm.apply_delay_pattern_mask(codes, pattern)
+            return codes[codes != self.pad_id].reshape(batch, k, -1)
+
+    def decode_audio(self, codes: Any) -> Any:
+        """EnCodec audio of ``(B, codebooks, frames)`` codes -> ``(B, channels, samples)``."""
+        import torch
+
+        enc = self.model.audio_encoder
+        scales = [None] * int(codes.shape[0])
+        with torch.inference_mode():
+            if int(self.model.config.decoder.audio_channels) == 1:
+                return enc.decode(codes[None], audio_scales=scales).audio_values
+            left = enc.decode(codes[None, :, ::2], audio_scales=scales).audio_values
+            right = enc.decode(codes[None, :, 1::2], audio_scales=scales).audio_values
+            return torch.cat([left, right], dim=1)
+
+    # -- the loop -----------------------------------------------------------------------------
+    def _decode(
+        self, first: Any, pattern: Any, text_ids: Any, text_mask: Any, chroma: Any | None,
+        options: PickOptions, on_step: Callable[[int], None] | None,
+    ) -> Any:
+        import torch
+
+        start_len, total = int(first.shape[-1]), int(pattern.shape[-1])
+        rows_ids = first.repeat((2, 1)) if options.cfg else first
+        logits, cache = self._prefill(rows_ids, text_ids, text_mask, chroma, options, capacity_tokens=total)
+        self._cache = cache
+        self._offset = cache.length - start_len  # conditioning prefix ahead of the codes (melody)
+        self._options = options
+        self._pattern = pattern
+        tokens = pattern.clone()
+        nxt = self._apply_pattern(pick(logits, options), pattern[:, start_len])
+        tokens[:, start_len] = nxt
+        if on_step:
+            on_step(1)
+        steps = total - start_len  # codes to pick; the first came from the prefill
+        if self.cuda_graph and steps - 1 > WARMUP_STEPS:
+            self._run_graph(tokens, nxt, start_len, steps, on_step)
+        else:
+            for t in range(start_len, total - 1):
+                logits = self._forward_step(nxt, t)
+                nxt = self._apply_pattern(pick(logits, options), pattern[:, t + 1])
+                tokens[:, t + 1] = nxt
+                if on_step:
+                    on_step(t + 2 - start_len)
+        return tokens
+
+    def _run_graph(
+        self, tokens: Any, nxt: Any, start_len: int, steps: int, on_step: Callable[[int], None] | None
+    ) -> None:
+        """Steps 2..``steps``: warm-up eagerly on a side stream, capture one step, replay it."""
+        import torch
+
+        cap = self._cache.capacity
+        self._tokens = tokens
+        self._cur = nxt.clone()
+        self._pos = torch.tensor(start_len, dtype=torch.long, device=self.device)
+        self._slots = torch.arange(cap, device=self.device)
+        side = torch.cuda.Stream(device=self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        done = 1
+        with torch.cuda.stream(side):
+            for _ in range(WARMUP_STEPS):
+                self._graph_step()
+                done += 1
+                if on_step:
+                    on_step(done)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._graph_step()
+        for _ in range(steps - done):
+            graph.replay()
+            done += 1
+            if on_step:
+                on_step(done)
+
+    def _graph_step(self) -> None:
+        """One step with every varying value on the device (capturable): feed ``_cur`` at ``_pos``."""
+        logits = self._forward_step(self._cur, None)
+        col = self._pos + 1
+        pat = self._pattern.index_select(1, col.view(1)).squeeze(1)
+        nxt = self._apply_pattern(pick(logits, self._options), pat)
+        self._tokens.index_copy_(1, col.view(1), nxt[:, None])
+        self._cur.copy_(nxt)
+        self._pos.add_(1)
+
+    @staticmethod
+    def _apply_pattern(picked: Any, column: Any) -> Any:
+        """Codes where the delay pattern leaves a gap (-1); its fixed values elsewhere."""
+        import torch
+
+        return torch.where(column == -1, picked, column)
+
+    # -- prefill ------------------------------------------------------------------------------
+    def _prefill(
+        self, rows_ids: Any, text_ids: Any, text_mask: Any, chroma: Any | None, options: PickOptions,
+        *, capacity_tokens: int,
+    ) -> tuple[Any, StaticKVCache]:
+        """Conditioning + one stock decoder forward over the start codes; its cache made static.
+
+        Returns:
+            (last-position logits ``(rows * codebooks, vocab)``, the static cache).
+        """
+        if self.melody:
+            prefix = self._melody_prefix(text_ids, text_mask, chroma, options.cfg)
+            out = self.lm(input_ids=rows_ids, encoder_hidden_states=prefix, use_cache=True)
+            enc_mask = None
+            capacity = capacity_tokens + int(prefix.shape[1])
+        else:
+            states, enc_mask = self._text_states(text_ids, text_mask, options.cfg)
+            out = self.lm(
+                input_ids=rows_ids, encoder_hidden_states=states, encoder_attention_mask=enc_mask, use_cache=True
+            )
+            capacity = capacity_tokens
+        cache = StaticKVCache.from_prefill(out.cache, capacity, encoder_mask=enc_mask)
+        return out.logits[:, -1], cache
+
+    def _text_states(self, text_ids: Any, text_mask: Any, cfg: bool) -> tuple[Any, Any]:
+        """MusicGen cross-attention source: T5 states (zeros for the unconditional half), projected."""
+        import torch
+
+        model = self.model
+        states = model.text_encoder(input_ids=text_ids, attention_mask=text_mask).last_hidden_state
+        mask = text_mask
+        if cfg:
+            states = torch.cat([states, torch.zeros_like(states)], dim=0)
+            mask = torch.cat([mask, torch.zeros_like(mask)], dim=0)
+        dec = model.config.decoder
+        if model.text_encoder.config.hidden_size != dec.hidden_size and dec.cross_attention_hidden_size is None:
+            states = model.enc_to_dec_proj(states)
+        return states * mask[..., None], mask
+
+    def _melody_prefix(self, text_ids: Any, text_mask: Any, chroma: Any | None, cfg: bool) -> Any:
+        """MusicGen-melody prefix: projected chroma (null chroma for the unconditional half) + text states."""
+        import torch
+
+        model = self.model
+        states = model.text_encoder(input_ids=text_ids, attention_mask=text_mask).last_hidden_state
+        if model.text_encoder.config.hidden_size != model.decoder.config.hidden_size:
+            states = model.enc_to_dec_proj(states)
+        mask = text_mask
+        if cfg:
+            states = torch.cat([states, torch.zeros_like(states)], dim=0)
+            mask = torch.cat([mask, torch.zeros_like(mask)], dim=0)
+        states = states * mask[..., None]
+        batch = int(text_ids.shape[0])
+        dtype = next(model.parameters()).dtype
+        if chroma is not None:
+            audio = chroma.to(self.device, dtype)
+            null = torch.zeros_like(audio)
+        else:
+            null = torch.zeros((batch, 1, model.config.num_chroma), device=self.device, dtype=dtype)
+            audio = None
+        null[:, :, 0] = 1
+        audio = null if audio is None else audio
+        if cfg:
+            audio = torch.cat([audio, null], dim=0)
+        if model.config.num_chroma != model.decoder.config.hidden_size:
+            audio = model.audio_enc_to_dec_proj(audio)
+        length = int(model.config.chroma_length)
+        if audio.shape[1] < length:
+            audio = audio.repeat(1, math.ceil(length / audio.shape[1]), 1)
+        return torch.cat([audio[:, :length], states], dim=1)
+
+    # -- one step -----------------------------------------------------------------------------
+    def _forward_step(self, codes: Any, pos: int | None) -> Any:
+        """Logits ``(rows * codebooks, vocab)`` after feeding one code per codebook.
+
+        Args:
+            codes: ``(B * codebooks,)`` the codes at sequence index ``pos`` (the CFG half is
+                duplicated here).
+            pos: sequence index of ``codes`` (eager), or None to read it from ``self._pos``
+                (graph-capturable).
+        """
+        k = self.num_codebooks
+        rows_codes = codes.repeat(2) if self._options.cfg else codes
+        ids = rows_codes.view(-1, k, 1)
+        hidden = sum(self.core.embed_tokens[c](ids[:, c]) for c in range(k))
+        weights = self.core.embed_positions.weights
+        if pos is not None:
+            position = weights[self._offset + pos].view(1, 1, -1)
+        else:
+            position = weights.index_select(0, (self._pos + self._offset).view(1)).view(1, 1, -1)
+        h = hidden + position.to(hidden.dtype)
+        valid = None if pos is not None else (self._slots <= self._pos + self._offset).view(1, 1, 1, -1)
+        for i in range(len(self.core.layers)):
+            h = self._layer(i, h, pos, valid)
+        h = self.core.layer_norm(h)
+        logits = [head(h) for head in self.lm.lm_heads]
+        import torch
+
+        return torch.stack(logits, dim=1).reshape(-1, logits[0].shape[-1])
+
+    def _layer(self, i: int, h: Any, pos: int | None, valid: Any | None) -> Any:
+        """One transformer layer on ``(rows, 1, hidden)``: the per-layer hook point."""
+        layer = self.core.layers[i]
+        h = h + self._self_attention(i, layer, layer.self_attn_layer_norm(h), pos, valid)
+        if self._cache.cross_keys is not None:
+            h = h + self._cross_attention(i, layer, layer.encoder_attn_layer_norm(h))
+        return h + self._feed_forward(i, layer, layer.final_layer_norm(h))
+
+    def _self_attention(self, i: int, layer: Any, x: Any, pos: int | None, valid: Any | None) -> Any:
+        """Causal self-attention of one new position over the static cache (written in place)."""
+        import torch.nn.functional as F  # noqa: N812
+
+        attn = layer.self_attn
+        rows = x.shape[0]
+        q = attn.q_proj(x).view(rows, 1, -1, attn.head_dim).transpose(1, 2)
+        k = attn.k_proj(x).view(rows, 1, -1, attn.head_dim).transpose(1, 2)
+        v = attn.v_proj(x).view(rows, 1, -1, attn.head_dim).transpose(1, 2)
+        cache = self._cache
+        if pos is not None:
+            slot = self._offset + pos
+            cache.keys[i, :, :, slot] = k[:, :, 0]
+            cache.values[i, :, :, slot] = v[:, :, 0]
+            keys, values = cache.keys[i, :, :, : slot + 1], cache.values[i, :, :, : slot + 1]
+        else:
+            slot_t = (self._pos + self._offset).view(1)
+            cache.keys[i].index_copy_(2, slot_t, k)
+            cache.values[i].index_copy_(2, slot_t, v)
+            keys, values = cache.keys[i], cache.values[i]
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=valid, scale=attn.scaling)
+        return attn.out_proj(out.transpose(1, 2).reshape(rows, 1, -1))
+
+    def _cross_attention(self, i: int, layer: Any, x: Any) -> Any:
+        """Attention over the fixed text states (plain MusicGen)."""
+        import torch.nn.functional as F  # noqa: N812
+
+        attn = layer.encoder_attn
+        cache = self._cache
+        rows = x.shape[0]
+        q = attn.q_proj(x).view(rows, 1, -1, attn.head_dim).transpose(1, 2)
+        out = F.scaled_dot_product_attention(
+            q, cache.cross_keys[i], cache.cross_values[i], attn_mask=cache.cross_bias, scale=attn.scaling
+        )
+        return attn.out_proj(out.transpose(1, 2).reshape(rows, 1, -1))
+
+    def _feed_forward(self, i: int, layer: Any, x: Any) -> Any:
+        """The layer's feed-forward block."""
+        return layer.fc2(layer.activation_fn(layer.fc1(x)))
