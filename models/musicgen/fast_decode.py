@@ -169,8 +169,6 @@ class FastMusicGenDecoder:
         self, first: Any, pattern: Any, text_ids: Any, text_mask: Any, chroma: Any | None,
         options: PickOptions, on_step: Callable[[int], None] | None,
     ) -> Any:
-        import torch
-
         start_len, total = int(first.shape[-1]), int(pattern.shape[-1])
         rows_ids = first.repeat((2, 1)) if options.cfg else first
         logits, cache = self._prefill(rows_ids, text_ids, text_mask, chroma, options, capacity_tokens=total)
@@ -323,6 +321,8 @@ class FastMusicGenDecoder:
             pos: sequence index of ``codes`` (eager), or None to read it from ``self._pos``
                 (graph-capturable).
         """
+        import torch
+
         k = self.num_codebooks
         rows_codes = codes.repeat(2) if self._options.cfg else codes
         ids = rows_codes.view(-1, k, 1)
@@ -338,8 +338,6 @@ class FastMusicGenDecoder:
             h = self._layer(i, h, pos, valid)
         h = self.core.layer_norm(h)
         logits = [head(h) for head in self.lm.lm_heads]
-        import torch
-
         return torch.stack(logits, dim=1).reshape(-1, logits[0].shape[-1])
 
     def _layer(self, i: int, h: Any, pos: int | None, valid: Any | None) -> Any:
@@ -379,6 +377,7 @@ class FastMusicGenDecoder:
 
         attn = layer.encoder_attn
         cache = self._cache
+        assert cache.cross_keys is not None and cache.cross_values is not None  # _layer checks
         rows = x.shape[0]
         q = attn.q_proj(x).view(rows, 1, -1, attn.head_dim).transpose(1, 2)
         out = F.scaled_dot_product_attention(

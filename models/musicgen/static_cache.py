@@ -64,14 +64,12 @@ class StaticKVCache:
             keys[i, :, :, :length] = layer.keys
             values[i, :, :, :length] = layer.values
         cross_keys = cross_values = cross_bias = None
-        cross = getattr(cache, "cross_attention_cache", None)
-        filled = cross is not None and len(cross.layers) > 0
-        if filled:
-            first = getattr(cross.layers[0], "keys", None)
-            filled = first is not None and first.numel() > 0
-        if filled:
-            cross_keys = torch.stack([layer.keys for layer in cross.layers])
-            cross_values = torch.stack([layer.values for layer in cross.layers])
+        cross: Any = getattr(cache, "cross_attention_cache", None)
+        cross_layers = list(getattr(cross, "layers", []))
+        first = getattr(cross_layers[0], "keys", None) if cross_layers else None
+        if first is not None and first.numel() > 0:
+            cross_keys = torch.stack([layer.keys for layer in cross_layers])
+            cross_values = torch.stack([layer.values for layer in cross_layers])
             if encoder_mask is not None:
                 low = torch.finfo(k0.dtype).min
                 bias = torch.zeros(encoder_mask.shape, dtype=k0.dtype, device=k0.device)
