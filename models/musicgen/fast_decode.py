@@ -377,12 +377,11 @@ class FastMusicGenDecoder:
 
         attn = layer.encoder_attn
         cache = self._cache
-        assert cache.cross_keys is not None and cache.cross_values is not None  # _layer checks
+        keys: Any = cache.cross_keys  # not None: _layer only calls this when there are some
+        values: Any = cache.cross_values
         rows = x.shape[0]
         q = attn.q_proj(x).view(rows, 1, -1, attn.head_dim).transpose(1, 2)
-        out = F.scaled_dot_product_attention(
-            q, cache.cross_keys[i], cache.cross_values[i], attn_mask=cache.cross_bias, scale=attn.scaling
-        )
+        out = F.scaled_dot_product_attention(q, keys[i], values[i], attn_mask=cache.cross_bias, scale=attn.scaling)
         return attn.out_proj(out.transpose(1, 2).reshape(rows, 1, -1))
 
     def _feed_forward(self, i: int, layer: Any, x: Any) -> Any:
