@@ -14,9 +14,11 @@ maths and the random stream):
   tensor back to the host until the loop ends.
 * **CUDA graphs**: on CUDA, after two warm-up steps on a side stream, the whole step (forward,
   CFG mixing, top-k, sampling, delay pattern, cache and code writes, position increment) is
-  captured once and replayed for the remaining steps. On CPU (and MPS) the eager step is used:
-  graphs are a CUDA feature, and the eager step there slices the cache to the filled length,
-  which is both faster on a CPU and numerically identical to stock.
+  captured once and replayed for the remaining steps ("graph" mode). On CPU (and MPS) graph
+  capture is skipped (graphs are a CUDA feature) and the "eager" step runs: it slices the cache
+  to the filled length, which is faster on a CPU and numerically identical to stock. The
+  capturable step itself ("static" mode: position on the device, fixed shapes) runs on any
+  device, so the tests exercise on a CPU the code the graph captures.
 
 Several sections or variations of one request decode together as one batch: pass ``B`` texts
 (and ``B`` prompts of one length) to :meth:`FastMusicGenDecoder.generate_codes`.
@@ -46,6 +48,9 @@ log = logging.getLogger(__name__)
 #: Eager steps run before a CUDA graph is captured (cuBLAS workspaces, allocator warm-up).
 WARMUP_STEPS = 2
 
+#: How decode steps run; see :class:`FastMusicGenDecoder`.
+STEP_MODES = ("eager", "static", "graph")
+
 
 def graph_capture_available(device: Any) -> tuple[bool, str]:
     """Whether the decode step can be captured in a CUDA graph on ``device``, and why not."""
@@ -65,13 +70,16 @@ class FastMusicGenDecoder:
     Args:
         model: a ``MusicgenForConditionalGeneration`` or ``MusicgenMelodyForConditionalGeneration``
             in eval mode, on its device and dtype.
-        cuda_graph: capture the decode step in a CUDA graph; None: when the device allows it.
+        mode: how steps run (:data:`STEP_MODES`): "eager" (host-side position, the cache sliced
+            to the filled length), "static" (the capturable step: position on the device,
+            fixed shapes, attention masked over the whole cache, no graph), "graph" ("static"
+            captured in a CUDA graph after warm-up). None: "graph" on CUDA, else "eager".
 
     Raises:
-        ValueError: ``cuda_graph=True`` on a device without CUDA graphs.
+        ValueError: unknown mode, or "graph" on a device without CUDA graphs (the message says why).
     """
 
-    def __init__(self, model: Any, *, cuda_graph: bool | None = None) -> None:
+    def __init__(self, model: Any, *, mode: str | None = None) -> None:
         self.model = model
         self.melody = hasattr(model.config, "num_chroma")
         self.lm = model.decoder  # MusicgenForCausalLM / MusicgenMelodyForCausalLM
@@ -79,11 +87,13 @@ class FastMusicGenDecoder:
         self.num_codebooks = int(self.lm.num_codebooks)
         self.device = next(model.parameters()).device
         able, why = graph_capture_available(self.device)
-        if cuda_graph and not able:
-            raise ValueError(f"cuda_graph=True is not possible here: {why}")
-        self.cuda_graph = able if cuda_graph is None else cuda_graph
-        if not self.cuda_graph:
-            log.debug("fast MusicGen decoder without CUDA graphs: %s", why)
+        if mode is not None and mode not in STEP_MODES:
+            raise ValueError(f"step mode {mode!r} is not one of {', '.join(STEP_MODES)}")
+        if mode == "graph" and not able:
+            raise ValueError(f"CUDA-graph decoding is not possible here: {why}")
+        self.mode = mode or ("graph" if able else "eager")
+        if self.mode != "graph":
+            log.debug("fast MusicGen decoder in %s mode: %s", self.mode, why)
         gen = model.generation_config
         dec = model.config.decoder
         self.start_id = int(gen.decoder_start_token_id if gen.decoder_start_token_id is not None else dec.bos_token_id)
@@ -182,8 +192,8 @@ class FastMusicGenDecoder:
         if on_step:
             on_step(1)
         steps = total - start_len  # codes to pick; the first came from the prefill
-        if self.cuda_graph and steps - 1 > WARMUP_STEPS:
-            self._run_graph(tokens, nxt, start_len, steps, on_step)
+        if self.mode == "static" or (self.mode == "graph" and steps - 1 > WARMUP_STEPS):
+            self._run_static(tokens, nxt, start_len, steps, on_step, capture=self.mode == "graph")
         else:
             for t in range(start_len, total - 1):
                 logits = self._forward_step(nxt, t)
@@ -193,20 +203,28 @@ class FastMusicGenDecoder:
                     on_step(t + 2 - start_len)
         return tokens
 
-    def _run_graph(
-        self, tokens: Any, nxt: Any, start_len: int, steps: int, on_step: Callable[[int], None] | None
+    def _run_static(
+        self, tokens: Any, nxt: Any, start_len: int, steps: int, on_step: Callable[[int], None] | None,
+        *, capture: bool,
     ) -> None:
-        """Steps 2..``steps``: warm-up eagerly on a side stream, capture one step, replay it."""
+        """Steps 2..``steps`` with the capturable step; with ``capture``, warm up eagerly on a
+        side stream, capture one step in a CUDA graph and replay it for the rest."""
         import torch
 
-        cap = self._cache.capacity
         self._tokens = tokens
         self._cur = nxt.clone()
         self._pos = torch.tensor(start_len, dtype=torch.long, device=self.device)
-        self._slots = torch.arange(cap, device=self.device)
+        self._slots = torch.arange(self._cache.capacity, device=self.device)
+        done = 1
+        if not capture:
+            for _ in range(steps - done):
+                self._graph_step()
+                done += 1
+                if on_step:
+                    on_step(done)
+            return
         side = torch.cuda.Stream(device=self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
-        done = 1
         with torch.cuda.stream(side):
             for _ in range(WARMUP_STEPS):
                 self._graph_step()
