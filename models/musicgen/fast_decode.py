@@ -27,7 +27,7 @@ Hook points (for adapters such as Coco-Mulla, which must run on this same path):
 step goes through :meth:`FastMusicGenDecoder._layer` once per transformer layer, which calls
 :meth:`~FastMusicGenDecoder._self_attention`, :meth:`~FastMusicGenDecoder._cross_attention`
 and :meth:`~FastMusicGenDecoder._feed_forward` in turn with the layer index, the ``(rows, 1,
-hidden)`` hidden state and the step position. An adapter subclasses the decoder and overrides
+hidden)`` hidden state (already layer-normed) and the step position. An adapter subclasses the decoder and overrides
 one of them (e.g. adds per-layer prefix keys/values in ``_self_attention``); the prefill is
 :meth:`~FastMusicGenDecoder._prefill`. The overrides stay graph-capturable as long as they use
 no host values that change between steps.
@@ -38,6 +38,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from models.musicgen.static_cache import StaticKVCache
@@ -64,12 +65,54 @@ def graph_capture_available(device: Any) -> tuple[bool, str]:
     return True, "CUDA device"
 
 
+@dataclass(frozen=True)
+class _LayerWeights:
+    """One decoder layer's parameters, looked up once (module calls cost host time per step).
+
+    Norms are ``(weight, bias, eps)``; linears are ``(weight, bias)``; ``cross`` is None for
+    melody models (no cross-attention).
+    """
+
+    norm1: tuple[Any, Any, float]
+    q: tuple[Any, Any]
+    k: tuple[Any, Any]
+    v: tuple[Any, Any]
+    out: tuple[Any, Any]
+    heads: int
+    scaling: float
+    cross: tuple[tuple[Any, Any, float], tuple[Any, Any], tuple[Any, Any], float] | None
+    norm3: tuple[Any, Any, float]
+    fc1: tuple[Any, Any]
+    fc2: tuple[Any, Any]
+    activation: Callable[[Any], Any]
+
+    @classmethod
+    def of(cls, layer: Any) -> _LayerWeights:
+        def lin(m: Any) -> tuple[Any, Any]:
+            return m.weight, m.bias
+
+        def norm(m: Any) -> tuple[Any, Any, float]:
+            return m.weight, m.bias, float(m.eps)
+
+        attn = layer.self_attn
+        cross = None
+        if hasattr(layer, "encoder_attn"):
+            ea = layer.encoder_attn
+            cross = (norm(layer.encoder_attn_layer_norm), lin(ea.q_proj), lin(ea.out_proj), float(ea.scaling))
+        return cls(
+            norm(layer.self_attn_layer_norm), lin(attn.q_proj), lin(attn.k_proj), lin(attn.v_proj),
+            lin(attn.out_proj), int(attn.num_heads), float(attn.scaling), cross, norm(layer.final_layer_norm),
+            lin(layer.fc1), lin(layer.fc2), layer.activation_fn,
+        )
+
+
 class FastMusicGenDecoder:
     """Decode MusicGen or MusicGen-melody codes with a static cache and optional CUDA graphs.
 
     Args:
         model: a ``MusicgenForConditionalGeneration`` or ``MusicgenMelodyForConditionalGeneration``
-            in eval mode, on its device and dtype.
+            in eval mode, already on its device and dtype (the decoder keeps references to its
+            parameters; build a new decoder after moving the model).
         mode: how steps run (:data:`STEP_MODES`): "eager" (host-side position, the cache sliced
             to the filled length), "static" (the capturable step: position on the device,
             fixed shapes, attention masked over the whole cache, no graph), "graph" ("static"
@@ -94,6 +137,10 @@ class FastMusicGenDecoder:
         self.mode = mode or ("graph" if able else "eager")
         if self.mode != "graph":
             log.debug("fast MusicGen decoder in %s mode: %s", self.mode, why)
+        self._weights = [_LayerWeights.of(layer) for layer in self.core.layers]
+        self._embeds = [e.weight for e in self.core.embed_tokens]
+        self._final_norm = (self.core.layer_norm.weight, self.core.layer_norm.bias, float(self.core.layer_norm.eps))
+        self._heads = [(h.weight, h.bias) for h in self.lm.lm_heads]
         gen = model.generation_config
         dec = model.config.decoder
         self.start_id = int(gen.decoder_start_token_id if gen.decoder_start_token_id is not None else dec.bos_token_id)
@@ -340,11 +387,12 @@ class FastMusicGenDecoder:
                 (graph-capturable).
         """
         import torch
+        import torch.nn.functional as F  # noqa: N812
 
         k = self.num_codebooks
         rows_codes = codes.repeat(2) if self._options.cfg else codes
         ids = rows_codes.view(-1, k, 1)
-        hidden = sum(self.core.embed_tokens[c](ids[:, c]) for c in range(k))
+        hidden: Any = sum(F.embedding(ids[:, c], self._embeds[c]) for c in range(k))  # stock's order
         weights = self.core.embed_positions.weights
         if pos is not None:
             position = weights[self._offset + pos].view(1, 1, -1)
@@ -352,29 +400,29 @@ class FastMusicGenDecoder:
             position = weights.index_select(0, (self._pos + self._offset).view(1)).view(1, 1, -1)
         h = hidden + position.to(hidden.dtype)
         valid = None if pos is not None else (self._slots <= self._pos + self._offset).view(1, 1, 1, -1)
-        for i in range(len(self.core.layers)):
+        for i in range(len(self._weights)):
             h = self._layer(i, h, pos, valid)
-        h = self.core.layer_norm(h)
-        logits = [head(h) for head in self.lm.lm_heads]
+        h = _norm(h, self._final_norm)
+        logits = [F.linear(h, w, b) for w, b in self._heads]
         return torch.stack(logits, dim=1).reshape(-1, logits[0].shape[-1])
 
     def _layer(self, i: int, h: Any, pos: int | None, valid: Any | None) -> Any:
         """One transformer layer on ``(rows, 1, hidden)``: the per-layer hook point."""
-        layer = self.core.layers[i]
-        h = h + self._self_attention(i, layer, layer.self_attn_layer_norm(h), pos, valid)
-        if self._cache.cross_keys is not None:
-            h = h + self._cross_attention(i, layer, layer.encoder_attn_layer_norm(h))
-        return h + self._feed_forward(i, layer, layer.final_layer_norm(h))
+        w = self._weights[i]
+        h = h + self._self_attention(i, _norm(h, w.norm1), pos, valid)
+        if w.cross is not None:
+            h = h + self._cross_attention(i, _norm(h, w.cross[0]))
+        return h + self._feed_forward(i, _norm(h, w.norm3))
 
-    def _self_attention(self, i: int, layer: Any, x: Any, pos: int | None, valid: Any | None) -> Any:
+    def _self_attention(self, i: int, x: Any, pos: int | None, valid: Any | None) -> Any:
         """Causal self-attention of one new position over the static cache (written in place)."""
         import torch.nn.functional as F  # noqa: N812
 
-        attn = layer.self_attn
+        w = self._weights[i]
         rows = x.shape[0]
-        q = attn.q_proj(x).view(rows, 1, -1, attn.head_dim).transpose(1, 2)
-        k = attn.k_proj(x).view(rows, 1, -1, attn.head_dim).transpose(1, 2)
-        v = attn.v_proj(x).view(rows, 1, -1, attn.head_dim).transpose(1, 2)
+        q = F.linear(x, *w.q).view(rows, 1, w.heads, -1).transpose(1, 2)
+        k = F.linear(x, *w.k).view(rows, 1, w.heads, -1).transpose(1, 2)
+        v = F.linear(x, *w.v).view(rows, 1, w.heads, -1).transpose(1, 2)
         cache = self._cache
         if pos is not None:
             slot = self._offset + pos
@@ -386,22 +434,34 @@ class FastMusicGenDecoder:
             cache.keys[i].index_copy_(2, slot_t, k)
             cache.values[i].index_copy_(2, slot_t, v)
             keys, values = cache.keys[i], cache.values[i]
-        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=valid, scale=attn.scaling)
-        return attn.out_proj(out.transpose(1, 2).reshape(rows, 1, -1))
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=valid, scale=w.scaling)
+        return F.linear(out.transpose(1, 2).reshape(rows, 1, -1), *w.out)
 
-    def _cross_attention(self, i: int, layer: Any, x: Any) -> Any:
+    def _cross_attention(self, i: int, x: Any) -> Any:
         """Attention over the fixed text states (plain MusicGen)."""
         import torch.nn.functional as F  # noqa: N812
 
-        attn = layer.encoder_attn
+        w = self._weights[i]
+        cross: Any = w.cross  # not None: _layer only calls this for layers with cross-attention
         cache = self._cache
-        keys: Any = cache.cross_keys  # not None: _layer only calls this when there are some
+        keys: Any = cache.cross_keys
         values: Any = cache.cross_values
         rows = x.shape[0]
-        q = attn.q_proj(x).view(rows, 1, -1, attn.head_dim).transpose(1, 2)
-        out = F.scaled_dot_product_attention(q, keys[i], values[i], attn_mask=cache.cross_bias, scale=attn.scaling)
-        return attn.out_proj(out.transpose(1, 2).reshape(rows, 1, -1))
+        q = F.linear(x, *cross[1]).view(rows, 1, w.heads, -1).transpose(1, 2)
+        out = F.scaled_dot_product_attention(q, keys[i], values[i], attn_mask=cache.cross_bias, scale=cross[3])
+        return F.linear(out.transpose(1, 2).reshape(rows, 1, -1), *cross[2])
 
-    def _feed_forward(self, i: int, layer: Any, x: Any) -> Any:
+    def _feed_forward(self, i: int, x: Any) -> Any:
         """The layer's feed-forward block."""
-        return layer.fc2(layer.activation_fn(layer.fc1(x)))
+        import torch.nn.functional as F  # noqa: N812
+
+        w = self._weights[i]
+        return F.linear(w.activation(F.linear(x, *w.fc1)), *w.fc2)
+
+
+def _norm(x: Any, params: tuple[Any, Any, float]) -> Any:
+    """Layer norm over the last dimension with ``(weight, bias, eps)``."""
+    import torch.nn.functional as F  # noqa: N812
+
+    weight, bias, eps = params
+    return F.layer_norm(x, weight.shape, weight, bias, eps)

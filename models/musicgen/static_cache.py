@@ -58,8 +58,9 @@ class StaticKVCache:
         if capacity < length:
             raise ValueError(f"cache capacity {capacity} is shorter than the prefill ({length} positions)")
         shape = (len(layers), rows, heads, capacity, head_dim)
-        keys = torch.empty(shape, dtype=k0.dtype, device=k0.device)
-        values = torch.empty(shape, dtype=k0.dtype, device=k0.device)
+        # zeros, not empty: masked-out slots still meet the attention weights (0 * NaN = NaN)
+        keys = torch.zeros(shape, dtype=k0.dtype, device=k0.device)
+        values = torch.zeros(shape, dtype=k0.dtype, device=k0.device)
         for i, layer in enumerate(layers):
             keys[i, :, :, :length] = layer.keys
             values[i, :, :, :length] = layer.values

@@ -239,3 +239,45 @@ def test_fast_decoder_cancels_and_reports_progress(plain: LoadedMusicGen) -> Non
         continue_audio(plain, "funk", 2.5, start_s=0.0, prompt=None, chroma_for=lambda a, b, p: None,
                        options=options, seed=1, cancel=token, progress=progress)
     assert seen == sorted(seen) and 0.3 < seen[-1] < 0.5
+
+
+def test_batch_of_variations_with_prompts(plain: LoadedMusicGen) -> None:
+    from models.musicgen.batch import generate_batch
+
+    rng = np.random.default_rng(6)
+    prompt = (rng.standard_normal((1, plain.hop * 10)) * 0.1).astype(np.float32)
+    torch.manual_seed(0)
+    out = generate_batch(plain, ["funk", "funk", "ambient"], 20, prompts=[prompt] * 3,
+                         options=SamplingOptions(), cancel=CancelToken())
+    assert out.shape == (3, 1, 30 * plain.hop)
+    assert not np.array_equal(out[0], out[1])  # variations of one text differ
+    np.testing.assert_array_equal(out[0, :, : 5 * plain.hop], out[1, :, : 5 * plain.hop])  # same prompt start
+    # item 0 is what a batch of one gives with the same random draws: compare codes with stock
+    inputs = text_inputs(plain, ["funk", "funk", "ambient"])
+    codes = torch.cat([encode_prompt(plain, prompt)] * 3, dim=0)
+    ref = stock_codes(plain, 0, **inputs, decoder_input_ids=codes, do_sample=True, guidance_scale=3.0,
+                      top_k=250, max_new_tokens=23)
+    with torch.inference_mode():
+        stock_audio = plain.model.audio_encoder.decode(ref[None], [None] * 3).audio_values.numpy()
+    np.testing.assert_array_equal(out, stock_audio)
+
+
+def test_batch_refuses_mismatched_items(plain: LoadedMusicGen) -> None:
+    from models.musicgen.batch import generate_batch
+
+    short = np.zeros((1, plain.hop * 4), dtype=np.float32)
+    long = np.zeros((1, plain.hop * 6), dtype=np.float32)
+    with pytest.raises(ValueError, match="one per text"):
+        generate_batch(plain, ["a", "b"], 10, prompts=[short], options=SamplingOptions(), cancel=CancelToken())
+    with pytest.raises(ValueError, match="one shape"):
+        generate_batch(plain, ["a", "b"], 10, prompts=[short, long], options=SamplingOptions(), cancel=CancelToken())
+    with pytest.raises(ValueError, match="at least one"):
+        generate_batch(plain, [], 10, options=SamplingOptions(), cancel=CancelToken())
+
+
+def test_auto_decoder_is_fast() -> None:
+    from models.musicgen.sampling import pick_decoder
+
+    assert pick_decoder("auto", "cuda") == "fast"
+    assert pick_decoder("auto", "cpu") == "fast"
+    assert pick_decoder("stock", "cuda") == "stock"
