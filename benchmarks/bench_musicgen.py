@@ -17,6 +17,11 @@ and audio out (text encoder, decode loop and EnCodec decode all timed), for each
 
 On CUDA the fast decoder captures its step in a CUDA graph (capture time included);
 ``--mode eager|static|graph`` forces a step mode.
+
+Measured on the shared 2-core CPU of the development machine (torch 2.13, float32):
+debug 327 -> 657 steps/s (2.0x), debug-melody 330 -> 600 (1.8x) with 1 thread and 5 s of audio;
+musicgen-small architecture 6.8 -> 11.8 steps/s (1.75x) with 2 threads and 1 s of audio.
+No GPU numbers yet: run the ``--official --device cuda --dtype float16`` line on one.
 """
 
 from __future__ import annotations
