@@ -11,7 +11,8 @@ maths and the random stream):
   unconditional classifier-free-guidance branches are one batch of ``2B`` rows, keys/values are
   written in place into the static cache, the delay pattern is applied on the device and the
   codes are written into a preallocated ``(B * codebooks, length)`` buffer. Nothing reads a
-  tensor back to the host until the loop ends.
+  tensor back to the host until the loop ends (with CUDA graphs the host only waits, now and
+  then, for a step queued :data:`MAX_QUEUED_STEPS` steps earlier).
 * **CUDA graphs**: on CUDA, after two warm-up steps on a side stream, the whole step (forward,
   CFG mixing, top-k, sampling, delay pattern, cache and code writes, position increment) is
   captured once and replayed for the remaining steps ("graph" mode). On CPU (and MPS) graph
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +50,10 @@ log = logging.getLogger(__name__)
 
 #: Eager steps run before a CUDA graph is captured (cuBLAS workspaces, allocator warm-up).
 WARMUP_STEPS = 2
+
+#: Graph replays the host may queue ahead of the GPU: bounds how far progress reports and
+#: cancellation checks run ahead of the real decoding, without a synchronisation per step.
+MAX_QUEUED_STEPS = 32
 
 #: How decode steps run; see :class:`FastMusicGenDecoder`.
 STEP_MODES = ("eager", "static", "graph")
@@ -169,8 +175,8 @@ class FastMusicGenDecoder:
             prompt_codes: ``(B * codebooks, frames)`` codes to continue (one length for all B),
                 or None.
             chroma: ``(B, chroma_frames, 12)`` chroma for melody models, or None.
-            on_step: called with the step number (1-based) after each step is queued; may raise
-                to cancel.
+            on_step: called with the step number (1-based) after each step is queued (with CUDA
+                graphs at most :data:`MAX_QUEUED_STEPS` ahead of the device); may raise to cancel.
 
         Returns:
             LongTensor ``(B, codebooks, frames)``: prompt codes followed by the new ones, delay
@@ -282,8 +288,14 @@ class FastMusicGenDecoder:
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             self._graph_step()
+        queued: deque[Any] = deque()
         for _ in range(steps - done):
             graph.replay()
+            mark = torch.cuda.Event()
+            mark.record()
+            queued.append(mark)
+            if len(queued) > MAX_QUEUED_STEPS:
+                queued.popleft().synchronize()  # waits for a step long done queueing: the GPU stays busy
             done += 1
             if on_step:
                 on_step(done)
