@@ -55,6 +55,10 @@ WARMUP_STEPS = 2
 #: cancellation checks run ahead of the real decoding, without a synchronisation per step.
 MAX_QUEUED_STEPS = 32
 
+#: Cache capacity is a multiple of this many positions, so the attention mask of the static
+#: step keeps the alignment the fused CUDA attention kernels want.
+CACHE_ALIGN = 64
+
 #: How decode steps run; see :class:`FastMusicGenDecoder`.
 STEP_MODES = ("eager", "static", "graph")
 
@@ -338,6 +342,7 @@ class FastMusicGenDecoder:
                 input_ids=rows_ids, encoder_hidden_states=states, encoder_attention_mask=enc_mask, use_cache=True
             )
             capacity = capacity_tokens
+        capacity = -(-capacity // CACHE_ALIGN) * CACHE_ALIGN
         cache = StaticKVCache.from_prefill(out.cache, capacity, encoder_mask=enc_mask)
         return out.logits[:, -1], cache
 
