@@ -27,11 +27,12 @@ Several sections or variations of one request decode together as one batch: pass
 Hook points (for adapters such as Coco-Mulla, which must run on this same path): every decode
 step goes through :meth:`FastMusicGenDecoder._layer` once per transformer layer, which calls
 :meth:`~FastMusicGenDecoder._self_attention`, :meth:`~FastMusicGenDecoder._cross_attention`
-and :meth:`~FastMusicGenDecoder._feed_forward` in turn with the layer index, the ``(rows, 1,
-hidden)`` hidden state (already layer-normed) and the step position. An adapter subclasses the decoder and overrides
-one of them (e.g. adds per-layer prefix keys/values in ``_self_attention``); the prefill is
-:meth:`~FastMusicGenDecoder._prefill`. The overrides stay graph-capturable as long as they use
-no host values that change between steps.
+and :meth:`~FastMusicGenDecoder._feed_forward` in turn with the layer index and the
+layer-normed ``(rows, 1, hidden)`` hidden state (self-attention also gets the step position).
+An adapter subclasses the decoder and overrides one of them (e.g. adds per-layer prefix
+keys/values in ``_self_attention``); the prefill is :meth:`~FastMusicGenDecoder._prefill`.
+The overrides stay graph-capturable as long as they use no host values that change between
+steps.
 """
 
 from __future__ import annotations
@@ -212,9 +213,13 @@ class FastMusicGenDecoder:
                 f"max_new_tokens={max_new_tokens} is too few for the {per_channel}-codebook delay pattern; "
                 f"ask for at least {max(1, 2 * per_channel - 1 - ids.shape[-1])} steps"
             )
+        text_ids, text_mask = text_ids.to(self.device), text_mask.to(self.device)
         with torch.inference_mode():
             first, pattern = self.lm.build_delay_pattern_mask(ids, pad_token_id=self.start_id, max_length=total)
-            codes = self._decode(first, pattern, text_ids, text_mask, chroma, options, on_step)
+            try:
+                codes = self._decode(first, pattern, text_ids, text_mask, chroma, options, on_step)
+            finally:
+                self._release()
             codes = self.lm.apply_delay_pattern_mask(codes, pattern)
             return codes[codes != self.pad_id].reshape(batch, k, -1)
 
@@ -313,6 +318,11 @@ class FastMusicGenDecoder:
         self._tokens.index_copy_(1, col.view(1), nxt[:, None])
         self._cur.copy_(nxt)
         self._pos.add_(1)
+
+    def _release(self) -> None:
+        """Drop the per-call state (the cache is the largest allocation of a decode)."""
+        for name in ("_cache", "_pattern", "_tokens", "_cur", "_pos", "_slots"):
+            self.__dict__.pop(name, None)
 
     @staticmethod
     def _apply_pattern(picked: Any, column: Any) -> Any:
