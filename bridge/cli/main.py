@@ -76,6 +76,8 @@ def _run(request_data: Any, base_dir: Path, args: argparse.Namespace) -> int:
     try:
         request = parse_request(request_data, base_dir=base_dir)
         options = {"model_path": args.model_path} if getattr(args, "model_path", None) else {}
+        if getattr(args, "decoder", None):
+            options["decoder"] = args.decoder
         with _progress_runner(args.quiet) as progress:
             result = run_request(request, progress=progress, model_options=options)
     except (RequestError, ModelUnavailableError) as exc:
@@ -156,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="run one request v1 (JSON file)")
     p.add_argument("request", help="path of the request JSON")
     p.add_argument("--model-path", help="local folder with the model's weights (neural models)")
+    p.add_argument("--decoder", choices=("stock", "fast"),
+                   help="MusicGen decoding loop (default: fast; stock is transformers generate(), for comparison)")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_generate)

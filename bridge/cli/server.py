@@ -48,6 +48,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         project_dir=_project(args), host=args.host, osc_port=args.osc_port, reply_port=args.reply_port,
         allow_remote=args.allow_remote, token=token, max_queue=args.max_queue,
         midi_map=Path(args.midi_map).resolve() if args.midi_map else None,
+        model_options={"decoder": args.decoder} if args.decoder else {},
     )
     if args.runner:
         config.runner = args.runner
@@ -298,6 +299,8 @@ def add_server_commands(subparsers: argparse._SubParsersAction) -> None:  # type
     p.add_argument("--token", default=None, help="secret every request must carry (or STEMBRIDGE_TOKEN)")
     p.add_argument("--max-queue", type=int, default=100, help="most jobs waiting at once (default 100)")
     p.add_argument("--midi-map", default=None, help="MIDI trigger mapping (default <project>/stembridge/midi.toml)")
+    p.add_argument("--decoder", choices=("stock", "fast"), default=None,
+                   help="MusicGen decoding loop for every job (default: fast; stock for comparison)")
     p.add_argument("--runner", default=None, help=argparse.SUPPRESS)
     # SUPPRESS: the top-level ``stembridge -v serve`` must not be reset to False by this subparser
     p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log more to the console")

@@ -48,6 +48,7 @@ class MusicGenGenerator(Generator):
         margin_s: extra seconds generated so tempo alignment can trim the start.
         guidance_scale: classifier-free guidance scale.
         top_k: top-k sampling.
+        decoder: "auto", "stock" or "fast" decoding loop (:func:`~models.musicgen.sampling.pick_decoder`).
         mix_lufs: loudness of the mix before separation (LUFS).
         stem_lufs: per-stem loudness targets (LUFS), merged over :data:`STEM_LUFS`.
         max_stem_gain_db: most a stem is boosted towards its target (keeps separation residue quiet).
@@ -76,6 +77,7 @@ class MusicGenGenerator(Generator):
         margin_s: float = 0.5,
         guidance_scale: float = 3.0,
         top_k: int = 250,
+        decoder: str = "auto",
         mix_lufs: float = -14.0,
         stem_lufs: Mapping[str, float] | None = None,
         max_stem_gain_db: float = 6.0,
@@ -83,7 +85,8 @@ class MusicGenGenerator(Generator):
         chord_weight: float = 0.5,
     ) -> None:
         self.options = SamplingOptions(
-            window_s=window_s, context_s=context_s, guidance_scale=guidance_scale, top_k=top_k
+            window_s=window_s, context_s=context_s, guidance_scale=guidance_scale, top_k=top_k,
+            decoder=decoder,
         )
         self.lm: LoadedMusicGen = (
             load_debug(melody=melody, device=device)

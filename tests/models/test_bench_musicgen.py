@@ -1,0 +1,42 @@
+"""benchmarks/bench_musicgen.py measures stock and fast decoding of one model in one run."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("transformers")
+torch = pytest.importorskip("torch")
+
+pytestmark = pytest.mark.neural
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_musicgen.py"
+
+
+def load_bench() -> Any:
+    spec = importlib.util.spec_from_file_location("bench_musicgen", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("bench_musicgen", module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_reports_both_decoders_for_the_debug_model() -> None:
+    bench = load_bench()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        r = bench.bench("debug", melody=False, device="cpu", dtype=torch.float32, seconds=0.3, repeats=1, mode=None)
+    finally:
+        torch.set_num_threads(threads)
+    assert r["steps"] == 15 + 3 and r["mode"] == "eager"
+    assert r["audio_s"] == pytest.approx(0.3)
+    for name in ("stock", "fast"):
+        t = r[name]
+        assert t.wall_s > 0 and t.steps_per_s == pytest.approx(18 / t.wall_s)
+        assert t.rtf == pytest.approx(t.wall_s / 0.3)
