@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from models.base import Generator, ModelUnavailableError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -116,10 +120,32 @@ def build_generator(name: str, **options: Any) -> Generator:
             f"{spec.install_hint or 'install the neural extra: pip install stembridge[neural]'}"
         )
     factory = _resolve(spec.target)
-    generator = factory(**{**spec.options, **options})
+    ignored = _unaccepted(factory, options)
+    if ignored:  # server-wide options (e.g. --decoder) apply to the models that take them
+        log.info("model %r takes no option %s; ignoring it", name, ", ".join(ignored))
+    generator = factory(**{**spec.options, **{k: v for k, v in options.items() if k not in ignored}})
     if not isinstance(generator, Generator):
         raise TypeError(f"{spec.target} did not build a Generator")
     return generator
+
+
+def unsupported_options(name: str, options: Mapping[str, Any]) -> list[str]:
+    """The keys of ``options`` that the generator registered as ``name`` does not take (sorted).
+
+    Imports the generator's module (not its heavy backend), so call it only when about to build.
+
+    Raises:
+        ValueError: unknown model name.
+    """
+    return _unaccepted(_resolve(spec_for(name).target), options)
+
+
+def _unaccepted(factory: Callable[..., Any], options: Mapping[str, Any]) -> list[str]:
+    params = inspect.signature(factory).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return []
+    names = {p.name for p in params}
+    return sorted(k for k in options if k not in names)
 
 
 # -- MusicGen (neural; torch + transformers, Demucs for stems) ---------------------------------

@@ -72,12 +72,18 @@ def print_placements(manifest: dict[str, Any]) -> None:
 def _run(request_data: Any, base_dir: Path, args: argparse.Namespace) -> int:
     from bridge.job.pipeline import run_request
     from models.base import GenerationCancelled, ModelUnavailableError
+    from models.registry import missing_requirements, unsupported_options
 
     try:
         request = parse_request(request_data, base_dir=base_dir)
         options = {"model_path": args.model_path} if getattr(args, "model_path", None) else {}
         if getattr(args, "decoder", None):
             options["decoder"] = args.decoder
+        if options and missing_requirements(request.model) == [] and (
+                unsupported := unsupported_options(request.model, options)):
+            flags = ", ".join("--" + k.replace("_", "-") for k in unsupported)
+            raise RequestError("schema", f"{flags} does not apply to model {request.model!r}; "
+                                         "leave it out or choose a model that takes it (stembridge models)")
         with _progress_runner(args.quiet) as progress:
             result = run_request(request, progress=progress, model_options=options)
     except (RequestError, ModelUnavailableError) as exc:

@@ -49,3 +49,21 @@ def test_serve_puts_the_decoder_in_every_job_options(tmp_path: Path, monkeypatch
     assert main(["serve", "--project-dir", str(tmp_path), "--decoder", "fast"]) == 0
     assert main(["serve", "--project-dir", str(tmp_path)]) == 0
     assert [dict(c.model_options) for c in configs] == [{"decoder": "fast"}, {}]
+
+
+def test_a_decoder_for_a_model_without_one_is_an_input_error(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    req = project / "arranger.json"
+    req.write_text(json.dumps(base_request(project, stems=["bass"], model="arranger")))
+    assert main(["generate", str(req), "--quiet", "--decoder", "fast"]) == 2
+    err = capsys.readouterr().err
+    assert "--decoder does not apply to model 'arranger'" in err
+    assert not (project / "stembridge" / "outbox").exists() or not any((project / "stembridge" / "outbox").iterdir())
+
+
+def test_server_wide_options_are_left_out_for_models_that_do_not_take_them() -> None:
+    from models.registry import build_generator, unsupported_options
+
+    assert unsupported_options("arranger", {"decoder": "fast", "model_path": "x"}) == ["decoder", "model_path"]
+    assert unsupported_options("musicgen-debug", {"decoder": "fast"}) == []
+    build_generator("arranger", decoder="fast")  # a serve --decoder fast bridge still runs arranger jobs
