@@ -156,3 +156,32 @@ for _name, _melody in (("musicgen-debug", False), ("musicgen-melody-debug", True
             weights="models.musicgen.loading:debug_weights",
         )
     )
+
+# -- Coco-Mulla (MusicGen-large + content adapter: chords, piano roll, drums) ------------------
+_COCO_REQUIRES = ("torch", "transformers", "demucs", "fluidsynth", "pretty_midi")
+_COCO_HINT = f"{_MUSICGEN_HINT}; drums are rendered with FluidSynth (libfluidsynth3, pyfluidsynth)"
+register(
+    ModelSpec(
+        name="cocomulla",
+        target="models.cocomulla.generator:build",
+        description="Coco-Mulla: MusicGen-large led by your chords, piano roll and drums "
+        "(needs --adapter FILE; GPU advised), stems by Demucs",
+        requires=_COCO_REQUIRES,
+        install_hint=_COCO_HINT,
+        weights="models.cocomulla.weights:cocomulla_weights",
+    )
+)
+register(
+    ModelSpec(
+        name="cocomulla-debug",
+        target="models.cocomulla.generator:build",
+        description="tiny random-weight Coco-Mulla for tests (noise; CPU, no download)",
+        requires=_COCO_REQUIRES,
+        install_hint=_COCO_HINT,
+        options={
+            "debug": True, "separator": "demucs-debug", "window_s": 2.0, "context_s": 0.5,
+            "margin_s": 0.25, "device": "cpu",
+        },
+        weights="models.cocomulla.weights:debug_weights",
+    )
+)
