@@ -78,8 +78,8 @@ class CocoMullaAdapter(nn.Module):
                     param.fill_(gate)
                 elif name in ("pos_emb", "masked_embedding"):
                     param.copy_(torch.randn(param.shape, generator=generator))
-                else:
-                    param.copy_(0.02 * torch.randn(param.shape, generator=generator))
+                else:  # linear maps: unit-variance outputs for unit-variance inputs
+                    param.copy_(torch.randn(param.shape, generator=generator) / param.shape[-1] ** 0.5)
 
 
 @dataclass
