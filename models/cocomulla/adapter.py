@@ -180,6 +180,9 @@ def condition_states(
     ddtype = layers[0].fc1.weight.dtype
     batch = chords.shape[0]
     embed = decoder.model.decoder.embed_tokens
+    vocab = int(decoder.config.vocab_size)
+    if drum_codes.numel() and not 0 <= int(drum_codes.min()) <= int(drum_codes.max()) < vocab:
+        raise ValueError(f"drum_codes must be EnCodec codes in 0..{vocab - 1} (the base model's codebook)")
     drum_sum = sum(embed[k](drum_codes[:, k]) for k in range(num_codebooks))
     drums = adapter.encodec_emb(drum_sum.to(wdtype))  # (B, T, latent)
     piano_on = cond_mask[:, 0, :, None].to(wdtype) > 0

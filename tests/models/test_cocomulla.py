@@ -215,3 +215,22 @@ def test_checkpoint_file_round_trip_and_no_overwrite(decoder: Any, tmp_path: Pat
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="cannot read adapter checkpoint"):
         read_checkpoint(tmp_path / "junk.pth")
+
+
+def test_half_precision_base_with_float32_adapter(decoder: Any) -> None:
+    import copy
+
+    x = inputs()
+    adapter = make_adapter(decoder)
+    full = logits_of(decoder, adapter, **x)
+    half = copy.deepcopy(decoder).half()
+    text = {"encoder_hidden_states": x["encoder_hidden_states"].half()}
+    got = logits_of(half, adapter, **{**x, **text})
+    assert adapter.pos_emb.dtype == torch.float32 and got.dtype == torch.float16
+    assert float((got.float() - full).abs().max()) < 1e-2 * float(full.abs().max())
+
+
+def test_drum_codes_outside_the_codebook_are_refused(decoder: Any) -> None:
+    x = inputs()
+    with pytest.raises(ValueError, match=r"drum_codes must be EnCodec codes in 0\.\.63"):
+        logits_of(decoder, make_adapter(decoder), **{**x, "drum_codes": x["drum_codes"] + V})
