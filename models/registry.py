@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,15 +84,23 @@ def spec_for(name: str) -> ModelSpec:
         raise ValueError(f"unknown model {name!r}; choose one of: {known}") from None
 
 
-def weights_status(name: str) -> tuple[bool, str]:
-    """Whether ``name``'s weights are present here, with a detail line."""
+def weights_status(name: str, **options: Any) -> tuple[bool, str]:
+    """Whether ``name``'s weights are present here, with a detail line.
+
+    Args:
+        name: registered model name.
+        **options: generator options that say where weights are (``model_path``, ``adapter``);
+            each is passed on only when the backend's weight check takes it.
+    """
     spec = spec_for(name)
     if spec.weights is None:
         return True, "no weights needed"
     missing = missing_requirements(name)
     if missing:
         return False, f"missing packages: {', '.join(missing)}"
-    present, detail = _resolve(spec.weights)()
+    check = _resolve(spec.weights)
+    accepted = inspect.signature(check).parameters
+    present, detail = check(**{k: v for k, v in options.items() if k in accepted and v is not None})
     return bool(present), str(detail)
 
 

@@ -74,7 +74,7 @@ def _run(request_data: Any, base_dir: Path, args: argparse.Namespace) -> int:
 
     try:
         request = parse_request(request_data, base_dir=base_dir)
-        options = {"model_path": args.model_path} if getattr(args, "model_path", None) else {}
+        options = {k: getattr(args, k) for k in ("model_path", "adapter") if getattr(args, k, None)}
         with _progress_runner(args.quiet) as progress:
             result = run_request(request, progress=progress, model_options=options)
     except (RequestError, ModelUnavailableError) as exc:
@@ -138,7 +138,10 @@ def cmd_models(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     for name, spec in sorted(MODELS.items()):
         missing = missing_requirements(name)
-        present, detail = weights_status(name) if not missing else (False, f"missing: {', '.join(missing)}")
+        present, detail = (
+            weights_status(name, model_path=args.model_path, adapter=args.adapter)
+            if not missing else (False, f"missing: {', '.join(missing)}")
+        )
         rows.append({"name": name, "ready": bool(not missing and present), "detail": str(detail),
                      "description": spec.description})
     if args.json:
@@ -164,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="run one request v1 (JSON file)")
     p.add_argument("request", help="path of the request JSON")
     p.add_argument("--model-path", help="local folder with the model's weights (neural models)")
+    p.add_argument("--adapter", help="Coco-Mulla adapter checkpoint (.pth) for the cocomulla model")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_generate)
@@ -174,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder holding session.toml and its material")
     p.add_argument("--model", help="generator to use instead of the session's")
     p.add_argument("--model-path", help="local folder with the model's weights (neural models)")
+    p.add_argument("--adapter", help="Coco-Mulla adapter checkpoint (.pth) for the cocomulla model")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
@@ -186,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list generators and whether their weights are here")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--model-path", help="check this local model folder instead of the HuggingFace cache")
+    p.add_argument("--adapter", help="Coco-Mulla adapter checkpoint (.pth) for the cocomulla model")
     p.set_defaults(func=cmd_models)
 
     add_server_commands(sub)

@@ -57,8 +57,9 @@ class CocoMullaGenerator(MusicGenGenerator):
             dtype, separator, context_s, guidance_scale, ...).
 
     Raises:
-        ModelUnavailableError: base model or adapter missing (the message says how to get them).
-        ValueError: a window longer than 20 s, or a checkpoint that does not fit the base model.
+        ModelUnavailableError: base model or adapter missing, unreadable or not fitting the base
+            model (the message says what to do).
+        ValueError: a window longer than 20 s.
     """
 
     name: ClassVar[str] = "cocomulla"
@@ -73,13 +74,21 @@ class CocoMullaGenerator(MusicGenGenerator):
         path = adapter_path(adapter)
         if not debug and path is None:
             raise ModelUnavailableError(f"cocomulla needs an adapter checkpoint: {ADAPTER_HINT}")
-        state = read_checkpoint(path) if path is not None else None  # fail before the big load
+        try:
+            state = read_checkpoint(path) if path is not None else None  # fail before the big load
+        except (FileNotFoundError, ValueError) as exc:
+            raise ModelUnavailableError(f"{exc}; {ADAPTER_HINT}") from exc
         options.pop("melody", None)
         super().__init__(model=model, debug=debug, melody=False, window_s=window_s, **options)
         if self.lm.melody:
             raise ValueError("Coco-Mulla adapts plain MusicGen (musicgen-large), not MusicGen-melody")
         decoder = self.lm.model.decoder
-        self.adapter = load_adapter(state, decoder) if state is not None else debug_adapter(decoder, seed=adapter_seed)
+        try:
+            self.adapter = (
+                load_adapter(state, decoder) if state is not None else debug_adapter(decoder, seed=adapter_seed)
+            )
+        except ValueError as exc:
+            raise ModelUnavailableError(f"adapter {path} does not fit the base model {self.lm.source}: {exc}") from exc
         self.adapter.eval().requires_grad_(False)
         self.adapter_source = str(path) if path is not None else "debug (random, in memory)"
         self.soundfont = soundfont

@@ -20,8 +20,7 @@ ADAPTER_ENV = "STEMBRIDGE_COCOMULLA_ADAPTER"
 
 ADAPTER_HINT = (
     "get the authors' adapter (e.g. diff_9_end.pth, linked from the Kikyo-16/coco-mulla-repo README; "
-    "research use only, no licence) or train your own with `stembridge cocomulla train`, then pass "
-    f"--adapter FILE or set {ADAPTER_ENV}"
+    f"research use only, no licence), then pass --adapter FILE or set {ADAPTER_ENV}"
 )
 
 

@@ -157,8 +157,15 @@ def test_bad_options_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         build_generator("cocomulla-debug", window_s=30.0)
     with pytest.raises(ModelUnavailableError, match="--adapter FILE"):
         build_generator("cocomulla")
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(ModelUnavailableError, match="does not exist"):
         build_generator("cocomulla", adapter=str(tmp_path / "missing.pth"))
+    from models.cocomulla.checkpoint import save_checkpoint
+    from models.cocomulla.generator import CocoMullaAdapter
+
+    wide = CocoMullaAdapter(num_layers=2, start_layer=0, hidden_size=64)
+    path = save_checkpoint(wide, tmp_path / "wide.pth")
+    with pytest.raises(ModelUnavailableError, match="does not fit the base model"):
+        build_generator("cocomulla-debug", adapter=str(path))
 
 
 def test_models_listing_names_what_is_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
