@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.cli.analyze import analyze_file, summary_text
+from bridge.cli.cocomulla import add_cocomulla_commands
 from bridge.cli.server import add_server_commands
 from bridge.job.request import RequestError, parse_request
 
@@ -196,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_models)
 
     add_server_commands(sub)
+    add_cocomulla_commands(sub)
     return parser
 
 

@@ -152,6 +152,7 @@ def train_adapter(
     lm: Any, adapter: CocoMullaAdapter, train: Sequence[TrainExample], held_out: Sequence[TrainExample] = (),
     *, options: TrainOptions = TrainOptions(), resume: str | os.PathLike[str] | None = None,
     on_step: Callable[[int, int, float], None] | None = None,
+    on_epoch: Callable[[int, float], None] | None = None,
 ) -> TrainReport:
     """Train ``adapter`` in place; the base model's weights never change.
 
@@ -163,6 +164,7 @@ def train_adapter(
         options: optimiser settings.
         resume: a resume file: loaded when it exists, rewritten (temp + rename) after each epoch.
         on_step: called with (step, total steps, loss) after each step.
+        on_epoch: called with (epoch, held-out loss) after each epoch.
 
     Returns:
         Per-step training losses and per-epoch held-out losses.
@@ -205,6 +207,8 @@ def train_adapter(
         adapter.train()
         report.epochs_done = epoch + 1
         log.info("epoch %d: held-out loss %.4f", epoch + 1, report.held_out[-1])
+        if on_epoch is not None:
+            on_epoch(epoch + 1, report.held_out[-1])
         if resume_path is not None:
             _save_atomic({
                 "adapter": adapter.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
