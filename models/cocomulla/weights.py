@@ -20,7 +20,8 @@ ADAPTER_ENV = "STEMBRIDGE_COCOMULLA_ADAPTER"
 
 ADAPTER_HINT = (
     "get the authors' adapter (e.g. diff_9_end.pth, linked from the Kikyo-16/coco-mulla-repo README; "
-    f"research use only, no licence), then pass --adapter FILE or set {ADAPTER_ENV}"
+    "research use only, no licence) or train your own with `stembridge cocomulla train --data DIR "
+    f"--out FILE`, then pass --adapter FILE or set {ADAPTER_ENV}"
 )
 
 
