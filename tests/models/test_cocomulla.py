@@ -234,3 +234,38 @@ def test_drum_codes_outside_the_codebook_are_refused(decoder: Any) -> None:
     x = inputs()
     with pytest.raises(ValueError, match=r"drum_codes must be EnCodec codes in 0\.\.63"):
         logits_of(decoder, make_adapter(decoder), **{**x, "drum_codes": x["drum_codes"] + V})
+
+
+def test_transformers_generate_feeds_the_adapter_its_step_positions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside ``generate()`` the hooks see the KV cache, so step s meets condition frame s."""
+    import numpy as np
+
+    import models.cocomulla.adapter as adapter_module
+    from models.cocomulla.features import ContentFrames
+    from models.cocomulla.generation import ConditionedWindows
+    from models.cocomulla.generator import debug_adapter
+    from models.musicgen.loading import load_debug
+
+    seen: list[int | None] = []
+    real = adapter_module._cache_length
+
+    def spy(cache: Any, layer: int) -> int | None:
+        got = real(cache, layer)
+        if layer == 0:
+            seen.append(got)
+        return got
+
+    monkeypatch.setattr(adapter_module, "_cache_length", spy)
+    lm = load_debug(melody=False, device="cpu")
+
+    def content(start_s: float, frames: int) -> ContentFrames:
+        chords = np.zeros((frames, 37), np.float32)
+        chords[:, 36] = 1
+        off = np.zeros(frames, bool)
+        return ContentFrames(chords, np.zeros((frames, 128), np.float32), np.zeros((4, frames), np.int64), off, off)
+
+    hook = ConditionedWindows(lm.model.decoder, debug_adapter(lm.model.decoder), content, guidance_scale=3.0)
+    with torch.inference_mode(), hook(0.0, 10):
+        lm.model.generate(**lm.tokenizer(["funk"], return_tensors="pt"), do_sample=True, max_new_tokens=13)
+    assert None not in seen
+    assert seen[-13:] == list(range(1, 14))  # key length after each decoding step's cache update
