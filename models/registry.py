@@ -93,15 +93,23 @@ def spec_for(name: str) -> ModelSpec:
         raise ValueError(f"unknown model {name!r}; choose one of: {known}") from None
 
 
-def weights_status(name: str) -> tuple[bool, str]:
-    """Whether ``name``'s weights are present here, with a detail line."""
+def weights_status(name: str, **options: Any) -> tuple[bool, str]:
+    """Whether ``name``'s weights are present here, with a detail line.
+
+    Args:
+        name: registered model name.
+        **options: generator options that say where weights are (``model_path``, ``adapter``);
+            each is passed on only when the backend's weight check takes it.
+    """
     spec = spec_for(name)
     if spec.weights is None:
         return True, "no weights needed"
     missing = missing_requirements(name)
     if missing:
         return False, f"missing packages: {', '.join(missing)}"
-    present, detail = _resolve(spec.weights)()
+    check = _resolve(spec.weights)
+    accepted = inspect.signature(check).parameters
+    present, detail = check(**{k: v for k, v in options.items() if k in accepted and v is not None})
     return bool(present), str(detail)
 
 
@@ -191,3 +199,32 @@ for _name, _melody in (("musicgen-debug", False), ("musicgen-melody-debug", True
             weights="models.musicgen.loading:debug_weights",
         )
     )
+
+# -- Coco-Mulla (MusicGen-large + content adapter: chords, piano roll, drums) ------------------
+_COCO_REQUIRES = ("torch", "transformers", "demucs", "fluidsynth", "pretty_midi")
+
+register(
+    ModelSpec(
+        name="cocomulla",
+        target="models.cocomulla.generator:build",
+        description="Coco-Mulla: MusicGen-large led by your chords, piano roll and drums "
+        "(needs --adapter FILE; GPU advised), stems by Demucs",
+        requires=_COCO_REQUIRES,
+        install_hint=_MUSICGEN_HINT,
+        weights="models.cocomulla.weights:cocomulla_weights",
+    )
+)
+register(
+    ModelSpec(
+        name="cocomulla-debug",
+        target="models.cocomulla.generator:build",
+        description="tiny random-weight Coco-Mulla for tests (noise; CPU, no download)",
+        requires=_COCO_REQUIRES,
+        install_hint=_MUSICGEN_HINT,
+        options={
+            "debug": True, "separator": "demucs-debug", "window_s": 2.0, "context_s": 0.5,
+            "margin_s": 0.25, "device": "cpu",
+        },
+        weights="models.cocomulla.weights:debug_weights",
+    )
+)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.cli.analyze import analyze_file, summary_text
+from bridge.cli.cocomulla import add_cocomulla_commands
 from bridge.cli.report import add_report_command
 from bridge.cli.server import add_server_commands
 from bridge.job.request import RequestError, decode_request, parse_request
@@ -76,7 +77,7 @@ def _run(request_data: Any, base_dir: Path, args: argparse.Namespace) -> int:
 
     try:
         request = parse_request(request_data, base_dir=base_dir)
-        options = {"model_path": args.model_path} if getattr(args, "model_path", None) else {}
+        options = {k: getattr(args, k) for k in ("model_path", "adapter") if getattr(args, k, None)}
         if getattr(args, "decoder", None):
             options["decoder"] = args.decoder
         if options and missing_requirements(request.model) == [] and (
@@ -147,7 +148,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     """``stembridge models``: list generators and whether they can run here."""
     from bridge.cli.models import model_rows, models_json, print_models
 
-    rows = model_rows()
+    rows = model_rows(model_path=args.model_path, adapter=args.adapter)
     if args.json:
         print(models_json(rows))
     else:
@@ -166,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-path", help="local folder with the model's weights (neural models)")
     p.add_argument("--decoder", choices=("stock", "fast"),
                    help="MusicGen decoding loop (default: fast; stock is transformers generate(), for comparison)")
+    p.add_argument("--adapter", help="Coco-Mulla adapter checkpoint (.pth) for the cocomulla model")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_generate)
@@ -178,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None,
                    help="seed for the take (default: a new one each run, recorded in the manifest)")
     p.add_argument("--model-path", help="local folder with the model's weights (neural models)")
+    p.add_argument("--adapter", help="Coco-Mulla adapter checkpoint (.pth) for the cocomulla model")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
@@ -190,10 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list generators and whether their weights are here")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--model-path", help="check this local model folder instead of the HuggingFace cache")
+    p.add_argument("--adapter", help="Coco-Mulla adapter checkpoint (.pth) for the cocomulla model")
     p.set_defaults(func=cmd_models)
 
     add_server_commands(sub)
     add_report_command(sub)
+    add_cocomulla_commands(sub)
     return parser
 
 

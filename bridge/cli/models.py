@@ -35,8 +35,14 @@ class ModelRow:
     install_hint: str = ""
 
 
-def model_rows() -> list[ModelRow]:
-    """Every registered generator, sorted by name, checked without network access or torch imports."""
+def model_rows(*, model_path: str | None = None, adapter: str | None = None) -> list[ModelRow]:
+    """Every registered generator, sorted by name, checked without network access or torch imports.
+
+    Args:
+        model_path: a local weights folder given with ``--model-path`` (checked for the models
+            whose weight check takes it).
+        adapter: a Coco-Mulla adapter file given with ``--adapter``.
+    """
     from models.registry import MODELS, missing_requirements, weights_status
 
     rows = []
@@ -46,7 +52,7 @@ def model_rows() -> list[ModelRow]:
             rows.append(ModelRow(name, False, f"packages missing: {', '.join(missing)}", spec.description,
                                  spec.install_hint or "pip install 'stembridge[neural]'"))
             continue
-        present, detail = weights_status(name)
+        present, detail = weights_status(name, model_path=model_path, adapter=adapter)
         rows.append(ModelRow(name, present, detail, spec.description))
     return rows
 

@@ -20,7 +20,7 @@ from models.base import Generation, GenerationContext, Generator
 from models.conform import apply_fades, conform_to_grid, loudness_lufs, normalize_loudness
 from models.musicgen.chroma import audio_chroma, conditioning_chroma
 from models.musicgen.loading import LoadedMusicGen, load_debug, load_pretrained
-from models.musicgen.sampling import SamplingOptions, continue_audio
+from models.musicgen.sampling import SamplingOptions, WindowHook, continue_audio
 from models.separation.demucs import DemucsSeparator
 from models.separation.stems import stems_from_sources
 
@@ -129,6 +129,10 @@ class MusicGenGenerator(Generator):
 
         return chroma_for
 
+    def _window_hook(self, conditioning: SectionConditioning) -> WindowHook | None:
+        """Per-window context for :func:`continue_audio` (None here; content-conditioned subclasses)."""
+        return None
+
     def _stems(self, mix: Audio, stems: tuple[str, ...]) -> tuple[dict[str, Audio], dict[str, Any]]:
         sources = self.separator.separate(mix)
         split, notes = stems_from_sources(sources, stems)
@@ -174,7 +178,7 @@ class MusicGenGenerator(Generator):
             self.lm, conditioning.prompt, gen_s + self.margin_s,
             start_s=start_s + a / sr, prompt=prompt, chroma_for=self._chroma_fn(conditioning),
             options=self.options, seed=ctx.seed, cancel=ctx.cancel, progress=ctx.progress,
-            progress_span=(0.0, 0.8),
+            progress_span=(0.0, 0.8), window_hook=self._window_hook(conditioning),
         )
         ctx.cancel.check()
         made = resample(Audio(raw, self.lm.sample_rate), sr)

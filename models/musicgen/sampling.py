@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,9 @@ from models.musicgen.loading import LoadedMusicGen
 
 #: (start_s, end_s) of a window on the song timeline -> chroma (frames, 12) or None.
 ChromaFn = Callable[[float, float, np.ndarray | None], np.ndarray | None]
+
+#: Per-window context: ``(window start in song seconds, window frames) -> context manager``.
+WindowHook = Callable[[float, int], AbstractContextManager[Any]]
 
 _LOCK = threading.Lock()  # generate() seeds torch's global generator
 
@@ -207,6 +211,7 @@ def continue_audio(
     cancel: CancelToken,
     progress: ProgressCallback,
     progress_span: tuple[float, float] = (0.0, 1.0),
+    window_hook: WindowHook | None = None,
 ) -> tuple[np.ndarray, int]:
     """Generate ``duration_s`` seconds (rounded up to whole frames) continuing ``prompt``.
 
@@ -222,6 +227,10 @@ def continue_audio(
         cancel: checked between steps.
         progress: progress callback; fractions run over ``progress_span``.
         progress_span: the (start, end) fractions this call reports across.
+        window_hook: called as ``window_hook(start_s, frames)`` for each window (song time of
+            the window's first frame, prompt included, and its frame count); the window is
+            generated inside the context it returns (content-conditioned backends attach
+            their per-window conditions here).
 
     Returns:
         (new audio ``(channels, samples)`` at the model rate, number of windows used).
@@ -254,10 +263,12 @@ def continue_audio(
             new = min(window - p_frames, total - done)
             w0 = start_s + done / fr - p_frames / fr
             chroma = chroma_for(w0, w0 + (p_frames + new) / fr, ctx_audio)
-            out = generate_window(
-                lm, text, new, prompt=ctx_audio, chroma=chroma, options=options, cancel=cancel,
-                on_step=report,
-            )
+            around = nullcontext() if window_hook is None else window_hook(w0, p_frames + new)
+            with around:
+                out = generate_window(
+                    lm, text, new, prompt=ctx_audio, chroma=chroma, options=options, cancel=cancel,
+                    on_step=report,
+                )
             piece = out[:, p_frames * hop : (p_frames + new) * hop]
             made.append(piece)
             history = piece if history is None else np.concatenate([history, piece], axis=1)
