@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +14,10 @@ from models.cocomulla import CocoMullaAdapter, adapter_logits, load_adapter  # n
 from models.cocomulla.adapter import attached, condition_states  # noqa: E402
 from models.cocomulla.checkpoint import read_checkpoint, save_checkpoint  # noqa: E402
 
-pytestmark = pytest.mark.neural
+pytestmark = [pytest.mark.neural, pytest.mark.usefixtures("one_torch_thread")]
 
 K, V, HIDDEN, FRAMES, TEXT = 4, 64, 32, 12, 3
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

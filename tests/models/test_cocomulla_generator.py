@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +20,11 @@ from conditioning.types import DrumHit, DrumPattern, Note, SectionConditioning  
 from models.base import ModelUnavailableError  # noqa: E402
 from models.registry import build_generator, weights_status  # noqa: E402
 
-pytestmark = pytest.mark.neural
+pytestmark = [pytest.mark.neural, pytest.mark.usefixtures("one_torch_thread")]
 
 STEMS = ("drums", "bass", "keys", "lead")
 TM = TempoMap.constant(120)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def loudness_codes(audio: np.ndarray) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +19,10 @@ from models.base import ModelUnavailableError  # noqa: E402
 from models.registry import build_generator, spec_for, weights_status  # noqa: E402
 
 # debug-model generation: about 40 s for this module on one CPU, so the fast loop leaves it out
-pytestmark = [pytest.mark.neural, pytest.mark.slow]
+pytestmark = [pytest.mark.neural, pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 STEMS = ("drums", "bass", "keys", "lead")
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models run fastest single-threaded (and do not fight other test workers)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -17,15 +16,8 @@ from models.musicgen.loading import LoadedMusicGen, load_debug  # noqa: E402
 from models.musicgen.sampling import SamplingOptions, continue_audio, encode_prompt  # noqa: E402
 from models.musicgen.token_picking import PickOptions, pick  # noqa: E402
 
-pytestmark = pytest.mark.neural
+pytestmark = [pytest.mark.neural, pytest.mark.usefixtures("one_torch_thread")]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
