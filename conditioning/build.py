@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
+from conditioning.piano_roll import MAX_SUSTAIN_BEATS
 from conditioning.prompts import section_prompt
 from conditioning.timeline import Section, TempoMap
 from conditioning.types import ChordProgression, DrumPattern, Key, Melody, SectionConditioning
@@ -19,6 +21,19 @@ def song_key(chords: ChordProgression | None, melody: Melody | None) -> Key | No
 
         return estimate_key(list(melody.notes))
     return None
+
+
+def _section_chords(chords: ChordProgression | None, section: Section, previous: Section | None) -> ChordProgression | None:
+    """The song's chords with the played chord notes cut to the section (and the one before it).
+
+    The previous section is kept because a section continues from its audio (the generator's
+    context window reaches back into it); beyond that the notes are unknown, so masked.
+    """
+    if chords is None or chords.notes is None:
+        return chords
+    start = previous.start_beat if previous is not None else section.start_beat
+    notes = chords.notes.in_range(start, section.end_beat, sustain_beats=MAX_SUSTAIN_BEATS)
+    return replace(chords, notes=notes)
 
 
 def build_conditioning(
@@ -43,7 +58,8 @@ def build_conditioning(
         stems: stem names to generate.
         prompt: the global text prompt.
         section_prompts: prompts by section name or role.
-        chords: the whole song's chords, or None.
+        chords: the whole song's chords, or None; their played notes (``chords.notes``) are cut to
+            each section and the one before it.
         drums: the whole song's drum pattern, or None.
         melody: the whole song's melody, or None.
         extra: backend options passed through.
@@ -52,6 +68,7 @@ def build_conditioning(
     ordered = sorted(sections, key=lambda s: s.start_beat)
     out = []
     for i, sec in enumerate(ordered):
+        prev = ordered[i - 1] if i > 0 else None
         out.append(
             SectionConditioning(
                 section=sec,
@@ -59,11 +76,11 @@ def build_conditioning(
                 sample_rate=sample_rate,
                 prompt=section_prompt(prompt, sec, section_prompts or {}, tempo_map, key),
                 stems=tuple(stems),
-                chords=chords,
+                chords=_section_chords(chords, sec, prev),
                 drums=drums,
                 melody=melody,
                 key=key,
-                previous=ordered[i - 1] if i > 0 else None,
+                previous=prev,
                 next=ordered[i + 1] if i + 1 < len(ordered) else None,
                 extra=dict(extra or {}),
             )

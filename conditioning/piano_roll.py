@@ -24,6 +24,8 @@ PITCHES = 128
 #: Lowest pitch of the bass voicing (C2) and of the chord-tone voicing (C4).
 BASS_LOW = 36
 CHORD_LOW = 60
+#: Longest sustain-pedal extension of a note in a piano roll, in beats.
+MAX_SUSTAIN_BEATS = 4.0
 
 
 def frame_count(tempo_map: TempoMap, start_beat: float, end_beat: float, frame_rate: float) -> int:
@@ -43,7 +45,7 @@ def notes_piano_roll(
     num_frames: int | None = None,
     *,
     pedal_spans: Sequence[tuple[float, float]] = (),
-    max_sustain_beats: float = 4.0,
+    max_sustain_beats: float = MAX_SUSTAIN_BEATS,
 ) -> np.ndarray:
     """Piano roll of ``notes`` over the span, with the sustain pedal applied.
 

@@ -131,11 +131,68 @@ class ChordSpan:
 
 
 @dataclass(frozen=True)
+class ChordNotes:
+    """The notes a chord part plays, with its sustain pedal, known over ``[start_beat, end_beat)``.
+
+    Attributes:
+        notes: the part's notes in project beats, as played (sustain not yet applied).
+        pedal_spans: (down_beat, up_beat) sustain-pedal spans in project beats.
+        start_beat: start of the span the notes describe (beats); outside the span nothing
+            is known about the part (a piano roll there is masked, not silent).
+        end_beat: end of that span (beats, exclusive).
+    """
+
+    notes: tuple[Note, ...]
+    pedal_spans: tuple[tuple[float, float], ...] = ()
+    start_beat: float = 0.0
+    end_beat: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.end_beat > self.start_beat:
+            raise ValueError(
+                f"chord notes cover beats {self.start_beat:g} to {self.end_beat:g}; the end must be after the start"
+            )
+
+    @classmethod
+    def played(cls, notes: tuple[Note, ...], pedal_spans: tuple[tuple[float, float], ...] = ()) -> ChordNotes:
+        """Notes known from the first onset to the last release (pedal included).
+
+        Raises:
+            ValueError: no notes.
+        """
+        if not notes:
+            raise ValueError("a chord part needs at least one note")
+        end = max(n.end_beat for n in notes)
+        for down, up in pedal_spans:
+            if down <= end < up:
+                end = up
+        return cls(tuple(notes), tuple(pedal_spans), min(n.start_beat for n in notes), end)
+
+    def in_range(self, start_beat: float, end_beat: float, *, sustain_beats: float) -> ChordNotes | None:
+        """The part over ``[start_beat, end_beat)`` (clipped to what is known), or None outside it.
+
+        Notes and pedal spans are kept whole when they can sound in the range: a note released
+        up to ``sustain_beats`` before ``start_beat`` may still ring under the pedal.
+        """
+        a, b = max(start_beat, self.start_beat), min(end_beat, self.end_beat)
+        if not b > a:
+            return None
+        notes = tuple(n for n in self.notes if n.start_beat < b and n.end_beat + sustain_beats > a)
+        pedal = tuple((d, u) for d, u in self.pedal_spans if d < b and u + sustain_beats > a)
+        return ChordNotes(notes, pedal, a, b)
+
+
+@dataclass(frozen=True)
 class ChordProgression:
-    """Chords of the song in time order, with the estimated key (None when unknown)."""
+    """Chords of the song in time order, with the estimated key (None when unknown).
+
+    ``notes`` is the chord part as played when the chords came from notes (a MIDI clip or
+    inline notes), None when only chord symbols were given.
+    """
 
     spans: tuple[ChordSpan, ...]
     key: Key | None = None
+    notes: ChordNotes | None = None
 
     def in_range(self, start_beat: float, end_beat: float) -> tuple[ChordSpan, ...]:
         """Spans overlapping ``[start_beat, end_beat)``, clipped to it."""

@@ -14,7 +14,7 @@ from bridge.job.request import MAX_SONG_SECONDS, InputSource, Request, RequestEr
 from conditioning.io.midi import read_midi
 from conditioning.roles import role_notes
 from conditioning.score import MidiFile
-from conditioning.types import Audio, ChordProgression, DrumPattern, Melody, Note
+from conditioning.types import Audio, ChordNotes, ChordProgression, DrumPattern, Melody, Note
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,9 @@ def _read(source: InputSource, role: str) -> MidiFile:
         raise RequestError("input", f"inputs.{role}: {exc}") from None
 
 
-def _midi_notes(source: InputSource, role: str) -> tuple[Note, ...]:
-    """Notes of the right track of a MIDI input, shifted to project beats."""
-    midi = _read(source, role)
+def _midi_notes(source: InputSource, role: str, midi: MidiFile | None = None) -> tuple[Note, ...]:
+    """Notes of the right track of a MIDI input (``midi``: the file, when already read), in project beats."""
+    midi = _read(source, role) if midi is None else midi
     if source.track is not None:
         track = midi.track_named(source.track)
         if track is None:
@@ -62,21 +62,32 @@ def _midi_notes(source: InputSource, role: str) -> tuple[Note, ...]:
 
 def load_chords(source: InputSource, request: Request) -> ChordProgression:
     """Chords from a MIDI clip, inline notes or inline symbols."""
-    from conditioning.chords import analyze_midi_chords, chords_from_notes, chords_from_symbols
+    from conditioning.chords import (
+        accompaniment_notes,
+        analyze_midi_chords,
+        chords_from_notes,
+        chords_from_symbols,
+    )
 
     try:
         if source.kind == "symbols":
             return chords_from_symbols([[s.label, s.start_beat, s.end_beat] for s in source.symbols])
-        if source.kind == "midi" and source.track is None:
+        if source.kind == "notes":
+            return replace(chords_from_notes(source.notes, request.tempo_map), notes=ChordNotes.played(source.notes))
+        midi = _read(source, "chords")
+        pedal = tuple((a + source.offset_beats, b + source.offset_beats) for a, b in midi.pedal_spans)
+        if source.track is None:
             # the whole file: pick the accompaniment tracks and honour the sustain pedal
-            prog = analyze_midi_chords(_read(source, "chords"))
+            prog = analyze_midi_chords(midi)
+            played = _shift(tuple(accompaniment_notes(midi, pedal_extend_beats=0)), source.offset_beats)
             return ChordProgression(
                 tuple(replace(s, start_beat=s.start_beat + source.offset_beats, end_beat=s.end_beat + source.offset_beats)
                       for s in prog.spans),
                 prog.key,
+                ChordNotes.played(played, pedal),
             )
-        notes = source.notes if source.kind == "notes" else _midi_notes(source, "chords")
-        return chords_from_notes(notes, request.tempo_map)
+        notes = _midi_notes(source, "chords", midi)
+        return replace(chords_from_notes(notes, request.tempo_map), notes=ChordNotes.played(notes, pedal))
     except RequestError:
         raise
     except ValueError as exc:

@@ -4,8 +4,10 @@ For a window of song time the conditions are:
 
 * chords: the 37-value frames of :func:`conditioning.chord_features.coco_mulla_frames`
   (all "no chord" when the song has no chords; chords are never masked by the adapter);
-* piano roll: voiced from the chord symbols (:func:`conditioning.piano_roll.chord_piano_roll`),
-  present only where a chord sounds;
+* piano roll: the chord part's own notes with the sustain pedal applied
+  (:func:`conditioning.piano_roll.notes_piano_roll`), present over the beats those notes are
+  known for (``chords.notes``); when only chord symbols were given, voiced from the symbols
+  (:func:`conditioning.piano_roll.chord_piano_roll`), present only where a chord sounds;
 * drums: the drum MIDI rendered with FluidSynth at the model's rate and encoded by the model's
   own EnCodec, present over the whole window when the song has drum notes.
 
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from conditioning.chord_features import COCO_MULLA_DIM, coco_mulla_frames
-from conditioning.piano_roll import PITCHES, chord_piano_roll
+from conditioning.piano_roll import PITCHES, chord_piano_roll, notes_piano_roll
 from conditioning.types import SectionConditioning
 
 #: Renders drum notes to mono audio: ``(start_s, samples, sample_rate) -> (samples,) float32``.
@@ -97,10 +99,19 @@ def content_frames(
     if body > 0:
         t0 = max(0.0, start_s)
         b0, b1 = tm.seconds_to_beat(t0), tm.seconds_to_beat(t0 + body / frame_rate)
-        if conditioning.chords is not None and conditioning.chords.spans:
-            chords[lead:] = coco_mulla_frames(conditioning.chords, tm, b0, b1, frame_rate, body)
-            roll[lead:] = chord_piano_roll(conditioning.chords, tm, b0, b1, frame_rate, body)
-            piano[lead:] = chords[lead:, 36] == 0
+        prog = conditioning.chords
+        if prog is not None and prog.spans:
+            chords[lead:] = coco_mulla_frames(prog, tm, b0, b1, frame_rate, body)
+            if prog.notes is None:
+                roll[lead:] = chord_piano_roll(prog, tm, b0, b1, frame_rate, body)
+                piano[lead:] = chords[lead:, 36] == 0
+        if prog is not None and prog.notes is not None:
+            played = prog.notes
+            roll[lead:] = notes_piano_roll(played.notes, tm, b0, b1, frame_rate, body, pedal_spans=played.pedal_spans)
+            # known only over the span the notes describe; beyond it the roll is masked
+            beats = np.array([tm.seconds_to_beat(t0 + (i + 0.5) / frame_rate) for i in range(body)])
+            piano[lead:] = (beats >= played.start_beat) & (beats < played.end_beat)
+            roll[lead:][~piano[lead:]] = 0.0
         has_drums = conditioning.drums is not None and bool(conditioning.drums.notes)
         if has_drums and render_drums is not None and encode is not None:
             hop = sample_rate / frame_rate

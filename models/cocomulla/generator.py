@@ -128,11 +128,21 @@ class CocoMullaGenerator(MusicGenGenerator):
             **made.info, "backend": "cocomulla", "adapter": self.adapter_source,
             "content": {
                 "chords": conditioning.chords is not None and bool(conditioning.chords.spans),
-                "piano_roll": "from chord symbols" if conditioning.chords is not None else "masked",
+                "piano_roll": _piano_roll_source(conditioning),
                 "drums": conditioning.drums is not None and bool(conditioning.drums.notes),
             },
         }
         return dataclasses.replace(made, info=info)
+
+
+def _piano_roll_source(conditioning: SectionConditioning) -> str:
+    """Where the piano roll came from, for the generation info."""
+    chords = conditioning.chords
+    if chords is not None and chords.notes is not None:
+        return "from the chord notes"
+    if chords is not None and chords.spans:
+        return "from chord symbols"
+    return "masked"
 
 
 def build(**options: Any) -> CocoMullaGenerator:

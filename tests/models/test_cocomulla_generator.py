@@ -188,3 +188,38 @@ def test_45_s_section_in_windows_has_exact_length() -> None:
         assert stem.samples.shape == (2, 45 * 44100)
     assert out.info["windows"] == 3  # 20 s, then 15 s + 5 s context twice
     assert time.perf_counter() - t < 300
+
+
+def played_cond(notes: tuple[Note, ...], pedal: tuple[tuple[float, float], ...] = ()) -> SectionConditioning:
+    import dataclasses
+
+    from conditioning.types import ChordNotes
+
+    base = cond(symbols=C_AM)
+    assert base.chords is not None
+    return dataclasses.replace(base, chords=dataclasses.replace(base.chords, notes=ChordNotes.played(notes, pedal)))
+
+
+def test_piano_roll_comes_from_the_chord_notes_with_sustain(gen: Any) -> None:
+    from conditioning.piano_roll import notes_piano_roll
+    from models.cocomulla.features import content_frames
+
+    kwargs = {"frame_rate": 50.0, "codebooks": 4, "render_drums": None, "encode": None, "sample_rate": 32000}
+    notes = (Note(52, 0.0, 0.5), Note(67, 1.0, 2.0))  # known from beat 0 to beat 3 (pedal up)
+    frames = content_frames(played_cond(notes, ((0.25, 3.0),)), 0.0, 101, **kwargs)
+    want = notes_piano_roll(notes, TM, 0.0, 4.0, 50.0, 101, pedal_spans=((0.25, 3.0),))
+    known = frames.piano_present
+    assert known[:74].all() and not known[76:].any()  # beat 3 = 1.5 s = frame 75
+    assert np.array_equal(frames.piano_roll[known], want[known])
+    assert frames.piano_roll[0:75, 52].all()  # E3 rings under the pedal to beat 3
+    assert not frames.piano_roll[:, 36].any()  # not the C2 bass of the symbol voicing
+    assert not frames.piano_roll[~known].any()  # beyond what is known: masked, not silent
+
+
+def test_chord_notes_change_the_music_and_the_info_says_so(gen: Any) -> None:
+    a = gen.generate(played_cond((Note(60, 0.0, 8.0), Note(64, 0.0, 8.0))), seed=2)
+    # the random debug adapter needs a large change to flip sampled codes: a 12-note cluster
+    b = gen.generate(played_cond(tuple(Note(p, 0.0, 8.0) for p in range(40, 100, 5))), seed=2)
+    assert a.info["content"]["piano_roll"] == "from the chord notes"
+    assert not same(a, b)  # same chord symbols, different notes
+    assert same(a, gen.generate(played_cond((Note(60, 0.0, 8.0), Note(64, 0.0, 8.0))), seed=2))
