@@ -19,6 +19,10 @@ One line per generator::
 
     .venv/bin/python benchmarks/eval_adherence.py arranger cocomulla-debug musicgen-debug
     .venv/bin/python benchmarks/eval_adherence.py cocomulla --adapter FILE     # where the weights are
+
+Measured on the CPU here (100 bpm, seed 0): arranger majmin 0.986, downbeat F 1.000, drum onset
+F 0.984, melody chroma 0.442; cocomulla-debug 0.083 / 0.286 / 0.036 / 0.067 and musicgen-debug
+0.083 / 0.286 / 0.059 / 0.067 (random weights: the level of noise).
 """
 
 from __future__ import annotations
