@@ -27,7 +27,8 @@ ChromaFn = Callable[[float, float, np.ndarray | None], np.ndarray | None]
 #: Per-window context: ``(window start in song seconds, window frames) -> context manager``.
 WindowHook = Callable[[float, int], AbstractContextManager[Any]]
 
-_LOCK = threading.Lock()  # generate() seeds torch's global generator
+#: Held while a decode draws from torch's global generator (``continue_audio`` seeds it).
+GLOBAL_RNG_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ def continue_audio(
         return [generate_window(lm, text, new, prompt=contexts[0], chroma=chromas[0], options=options,
                                 cancel=cancel, on_step=on_step)]
 
-    with _LOCK:
+    with GLOBAL_RNG_LOCK:
         torch.manual_seed(seed)
         made, windows = run_windows(
             lm, 1, duration_s, start_s=start_s, prompt=prompt, chroma_for=chroma_for, options=options,
