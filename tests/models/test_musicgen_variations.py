@@ -143,3 +143,22 @@ def test_batched_windows_match_per_seed_continuation_with_short_stock_windows() 
                                    options=options, seed=seed, cancel=CancelToken(), progress=lambda f, m: None)
         assert audio.shape == single.shape == (1, 27 * lm.hop)
         np.testing.assert_array_equal(audio, single)
+
+
+def test_batched_variations_cancel_between_steps() -> None:
+    from models.base import GenerationCancelled
+
+    gen = build_generator("musicgen-debug")
+    token = CancelToken()
+    seen: list[float] = []
+
+    def progress(fraction: float, message: str) -> None:
+        seen.append(fraction)
+        if fraction > 0.3:
+            token.cancel()
+
+    with pytest.raises(GenerationCancelled):
+        continue_audio_batch(gen.lm, "funk", 2.0, seeds=[1, 2], start_s=0.0, prompt=None,
+                             chroma_for=lambda a, b, p: None, options=SamplingOptions(window_s=1.0, context_s=0.3),
+                             cancel=token, progress=progress)
+    assert seen == sorted(seen) and 0.3 < seen[-1] < 0.5
