@@ -18,6 +18,18 @@ and audio out (text encoder, decode loop and EnCodec decode all timed), for each
 On CUDA the fast decoder captures its step in a CUDA graph (capture time included);
 ``--mode eager|static|graph`` forces a step mode.
 
+``--variations N`` instead times N takes of one text on the fast decoder: N sequential
+batch-of-one runs against one batch of N (each take with its own seed and random generator,
+each take's codes decoded on its own, as the MusicGen generator makes variations). Its
+steps/s counts every take's steps (N x steps per wall second).
+
+    .venv/bin/python benchmarks/bench_musicgen.py --variations 4 --threads 1
+
+Measured the same way (debug model, 1 thread, 5 s of audio per take, take-steps/s, shared CPU
+so a few percent of noise): 2 takes 426 in turn -> 660 batched (1.55x), 4 takes 356 -> 936
+(2.6x), 8 takes 436 -> 886 (2.0x). On a GPU the batch should gain more (a step reads the
+weights once for every take); not measured here: no GPU was lent to this task.
+
 Measured on the shared 2-core CPU of the development machine (torch 2.13, float32):
 debug 327 -> 657 steps/s (2.0x), debug-melody 330 -> 600 (1.8x) with 1 thread and 5 s of audio;
 musicgen-small architecture 6.8 -> 11.8 steps/s (1.75x) with 2 threads and 1 s of audio.
@@ -149,6 +161,66 @@ def bench(size: str, *, melody: bool, device: str, dtype: torch.dtype, seconds: 
     return result
 
 
+def bench_variations(size: str, count: int, *, device: str, dtype: torch.dtype, seconds: float, repeats: int,
+                     mode: str | None) -> dict[str, Any]:
+    """``count`` takes of one text on the fast decoder: one after another, then as one batch."""
+    torch.manual_seed(0)
+    model = build_random_model(size, melody=False, text_vocab_size=VOCAB_SIZE).to(device, dtype).eval()
+    tok = build_debug_tokenizer()
+    one = {k: v.to(device) for k, v in tok([PROMPT], return_tensors="pt").items()}
+    many = {k: v.to(device) for k, v in tok([PROMPT] * count, return_tensors="pt").items()}
+    codec = model.config.audio_encoder
+    hop = 1
+    for r in codec.upsampling_ratios:
+        hop *= int(r)
+    frame_rate = codec.sampling_rate / hop
+    steps = int(seconds * frame_rate) + model.config.decoder.num_codebooks - 1
+    audio_s = (steps - model.config.decoder.num_codebooks + 1) / frame_rate
+    fast = FastMusicGenDecoder(model, mode=mode)
+    options = PickOptions(guidance_scale=3.0, top_k=250)
+
+    def generators() -> list[torch.Generator]:
+        return [torch.Generator(device=device).manual_seed(seed) for seed in range(count)]
+
+    def sequential() -> Any:
+        out = []
+        for gen in generators():
+            codes = fast.generate_codes(one["input_ids"], one["attention_mask"], max_new_tokens=steps,
+                                        options=options, generators=[gen])
+            out.append(fast.decode_audio(codes))
+        return out
+
+    def batched() -> Any:
+        codes = fast.generate_codes(many["input_ids"], many["attention_mask"], max_new_tokens=steps,
+                                    options=options, generators=generators())
+        return [fast.decode_audio(codes[i : i + 1]) for i in range(count)]
+
+    a, b = sequential(), batched()
+    if not all(torch.equal(x, y) for x, y in zip(a, b, strict=True)) and not device.startswith("cuda"):
+        raise RuntimeError("batched takes differ from the sequential ones on a CPU")
+    return {
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6, "steps": steps, "mode": fast.mode,
+        "sequential": _measure(sequential, device, repeats, steps * count, audio_s * count),
+        "batched": _measure(batched, device, repeats, steps * count, audio_s * count),
+    }
+
+
+def _print_variations(args: argparse.Namespace, sizes: list[str], dtype: torch.dtype, seconds: float) -> None:
+    n = args.variations
+    print(f"{'model':<14}{'params(M)':>10}{'steps':>6}{'takes':>14}{'wall s':>9}{'steps/s':>9}{'RTF':>8}"
+          f"{'mem MiB':>10}{'batch/seq':>11}")
+    for size in sizes:
+        r = bench_variations(size, n, device=args.device, dtype=dtype, seconds=seconds, repeats=args.repeats,
+                             mode=args.mode)
+        for name, tag in (("sequential", f"{n} in turn"), ("batched", f"batch of {n}")):
+            t: Timing = r[name]
+            ratio = f"{r['sequential'].wall_s / t.wall_s:.2f}x" if name == "batched" else ""
+            head = (size, f"{r['params_m']:.1f}", str(r["steps"])) if name == "sequential" else ("", "", "")
+            print(f"{head[0]:<14}{head[1]:>10}{head[2]:>6}{tag:>14}{t.wall_s:>9.2f}{t.steps_per_s:>9.1f}"
+                  f"{t.rtf:>8.3f}{t.peak_mib:>10.0f}{ratio:>11}")
+    print(f"steps/s and RTF count all {n} takes (steps x {n} per wall second; wall seconds per second of audio made)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--official", action="store_true", help="benchmark small, medium, large (GPU)")
@@ -161,6 +233,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None, help="audio seconds per call")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--variations", type=int, default=None, metavar="N",
+                        help="time N takes of one text batched against N sequential runs (fast decoder)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -169,8 +243,14 @@ def main() -> None:
     sizes = args.sizes or (["small", "medium", "large"] if args.official else ["debug"])
     seconds = args.seconds or (10.0 if on_cuda else 5.0)
     device_name = torch.cuda.get_device_name() if on_cuda else f"cpu x{torch.get_num_threads()} threads"
+    if args.variations is not None and args.variations < 1:
+        parser.error(f"--variations {args.variations}: give 1 or more takes")
+    batch = f"{args.variations} takes" if args.variations else "batch 1"
     print(f"device: {device_name}, dtype: {str(dtype).removeprefix('torch.')}, torch {torch.__version__}, "
-          f"batch 1, CFG 3.0, top-k 250, {seconds:g} s audio, best of {args.repeats}")
+          f"{batch}, CFG 3.0, top-k 250, {seconds:g} s audio, best of {args.repeats}")
+    if args.variations:
+        _print_variations(args, sizes, dtype, seconds)
+        return
     mem = "peak MiB" if on_cuda else "RSS+ MiB"
     print(f"{'model':<14}{'params(M)':>10}{'steps':>6}{'decoder':>14}{'wall s':>9}{'steps/s':>9}{'RTF':>8}"
           f"{mem:>10}{'fast/stock':>11}")

@@ -1,16 +1,19 @@
 """The one interface every generator implements.
 
-Public calls (:meth:`Generator.generate`, :meth:`Generator.regenerate`) validate input and funnel
-through one private path, :meth:`Generator._run`, which calls the backend hook
-:meth:`Generator._generate`. Regeneration is spliced here, once for every backend, so a
-regenerated take is sample-identical to its base outside the regenerated range.
+Public calls (:meth:`Generator.generate`, :meth:`Generator.regenerate` and their
+``*_variations`` forms, several takes of one section with one seed each) validate input and
+funnel through one private path, :meth:`Generator._run`, which calls the backend hook
+:meth:`Generator._generate_variations` (by default :meth:`Generator._generate` once per take;
+a backend that can make the takes together, e.g. as one batch, overrides it). Regeneration is
+spliced here, once for every backend, so a regenerated take is sample-identical to its base
+outside the regenerated range.
 """
 
 from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -95,6 +98,34 @@ def _no_progress(fraction: float, message: str) -> None:
     """Progress sink used when the caller gives none."""
 
 
+def _contexts(
+    seeds: Sequence[int],
+    progress: ProgressCallback | None,
+    cancel: CancelToken | None,
+    *,
+    previous_audio: Audio | None,
+    base: Generation | None = None,
+    range_beats: tuple[float, float] | None = None,
+) -> list[GenerationContext]:
+    """One context per seed; take ``i`` reports fractions ``(i + f) / len(seeds)`` of ``progress``."""
+    if not seeds:
+        raise ValueError("give at least one seed (one take per seed)")
+    sink = progress or _no_progress
+    token = cancel or CancelToken()
+    count = len(seeds)
+
+    def share(i: int) -> ProgressCallback:
+        if count == 1:
+            return sink
+        return lambda fraction, message: sink((i + fraction) / count, message)
+
+    return [
+        GenerationContext(seed=seed, progress=share(i), cancel=token, previous_audio=previous_audio, base=base,
+                          range_beats=range_beats)
+        for i, seed in enumerate(seeds)
+    ]
+
+
 class Generator(ABC):
     """Turns one section's conditioning into named stems.
 
@@ -126,13 +157,39 @@ class Generator(ABC):
         Returns:
             Stems of exactly ``conditioning.length_samples`` samples each.
         """
-        ctx = GenerationContext(
-            seed=seed,
-            progress=progress or _no_progress,
-            cancel=cancel or CancelToken(),
-            previous_audio=previous_audio,
-        )
-        return self._run(conditioning, ctx)
+        return self.generate_variations(
+            conditioning, seeds=[seed], progress=progress, cancel=cancel, previous_audio=previous_audio
+        )[0]
+
+    def generate_variations(
+        self,
+        conditioning: SectionConditioning,
+        *,
+        seeds: Sequence[int],
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        previous_audio: Audio | None = None,
+    ) -> list[Generation]:
+        """Several takes of ``conditioning.section``, one per seed, all continuing ``previous_audio``.
+
+        Take ``i`` is what :meth:`generate` gives with ``seed=seeds[i]`` (backends that make
+        the takes together keep each take's seed; see their docs for where floating-point
+        results can differ).
+
+        Args:
+            conditioning: the section and its conditioning.
+            seeds: one random seed per take.
+            progress: called with (fraction, message) across all takes.
+            cancel: checked between steps; raises :class:`GenerationCancelled`.
+            previous_audio: the previous section's mix tail for continuity, if any.
+
+        Returns:
+            One generation per seed, in order.
+
+        Raises:
+            ValueError: no seeds.
+        """
+        return self._run(conditioning, _contexts(seeds, progress, cancel, previous_audio=previous_audio), progress)
 
     def regenerate(
         self,
@@ -156,6 +213,29 @@ class Generator(ABC):
         Raises:
             ValueError: the range is empty or not inside the section, or ``base`` lacks a stem.
         """
+        return self.regenerate_variations(
+            conditioning, base=base, start_beat=start_beat, end_beat=end_beat, seeds=[seed], progress=progress,
+            cancel=cancel, previous_audio=previous_audio,
+        )[0]
+
+    def regenerate_variations(
+        self,
+        conditioning: SectionConditioning,
+        *,
+        base: Generation,
+        start_beat: float,
+        end_beat: float,
+        seeds: Sequence[int],
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        previous_audio: Audio | None = None,
+    ) -> list[Generation]:
+        """:meth:`regenerate` for several seeds: take ``i`` is its take with ``seed=seeds[i]``.
+
+        Raises:
+            ValueError: no seeds, the range is empty or not inside the section, or ``base``
+                lacks a stem.
+        """
         sec = conditioning.section
         if end_beat <= start_beat:
             raise ValueError(
@@ -171,32 +251,49 @@ class Generator(ABC):
         missing = [s for s in conditioning.stems if s not in base.stems]
         if missing:
             raise ValueError(f"the base take has no {', '.join(missing)} stem(s) to regenerate")
-        ctx = GenerationContext(
-            seed=seed,
-            progress=progress or _no_progress,
-            cancel=cancel or CancelToken(),
-            previous_audio=previous_audio,
-            base=base,
-            range_beats=(start_beat, end_beat),
+        ctxs = _contexts(
+            seeds, progress, cancel, previous_audio=previous_audio, base=base, range_beats=(start_beat, end_beat)
         )
-        return self._run(conditioning, ctx)
+        return self._run(conditioning, ctxs, progress)
 
     # -- the one private path -------------------------------------------------------------
-    def _run(self, conditioning: SectionConditioning, ctx: GenerationContext) -> Generation:
-        ctx.cancel.check()
-        result = self._generate(conditioning, ctx)
-        ctx.cancel.check()
+    def _run(
+        self, conditioning: SectionConditioning, ctxs: Sequence[GenerationContext], progress: ProgressCallback | None
+    ) -> list[Generation]:
+        cancel = ctxs[0].cancel
+        cancel.check()
+        results = self._generate_variations(conditioning, ctxs, progress or _no_progress)
+        cancel.check()
+        if len(results) != len(ctxs):
+            raise RuntimeError(f"{self.name} made {len(results)} takes for {len(ctxs)} seeds")  # a backend bug
         n = conditioning.length_samples
-        for stem, audio in result.stems.items():
-            if audio.sample_rate != conditioning.sample_rate or audio.num_samples != n:
-                raise RuntimeError(  # a backend bug, not a caller mistake
-                    f"{self.name} returned stem {stem!r} with {audio.num_samples} samples at "
-                    f"{audio.sample_rate} Hz; expected {n} at {conditioning.sample_rate} Hz"
-                )
-        if ctx.base is not None and ctx.range_beats is not None:
-            result = splice_range(conditioning, ctx.base, result, ctx.range_beats, self.crossfade_beats)
-        ctx.progress(1.0, f"{conditioning.section.name}: done")
-        return result
+        out: list[Generation] = []
+        for ctx, result in zip(ctxs, results, strict=True):
+            for stem, audio in result.stems.items():
+                if audio.sample_rate != conditioning.sample_rate or audio.num_samples != n:
+                    raise RuntimeError(  # a backend bug, not a caller mistake
+                        f"{self.name} returned stem {stem!r} with {audio.num_samples} samples at "
+                        f"{audio.sample_rate} Hz; expected {n} at {conditioning.sample_rate} Hz"
+                    )
+            if ctx.base is not None and ctx.range_beats is not None:
+                result = splice_range(conditioning, ctx.base, result, ctx.range_beats, self.crossfade_beats)
+            out.append(result)
+        (progress or _no_progress)(1.0, f"{conditioning.section.name}: done")
+        return out
+
+    def _generate_variations(
+        self, conditioning: SectionConditioning, ctxs: Sequence[GenerationContext], progress: ProgressCallback
+    ) -> list[Generation]:
+        """Backend hook for several takes: one :meth:`_generate` per context, in order.
+
+        ``ctxs[i].progress`` reports take ``i``'s share of ``progress`` (the whole call); a
+        backend that makes the takes together reports to ``progress`` itself.
+        """
+        out: list[Generation] = []
+        for ctx in ctxs:
+            ctx.cancel.check()
+            out.append(self._generate(conditioning, ctx))
+        return out
 
     @abstractmethod
     def _generate(self, conditioning: SectionConditioning, ctx: GenerationContext) -> Generation:

@@ -119,7 +119,9 @@ def _generate_sections(
 ) -> tuple[list[_Section], dict[str, str]]:
     """Generate (or regenerate) each section; returns results and base jobs by section name.
 
-    Variation ``v`` (0-based) of every section uses ``seed + v``.
+    Variation ``v`` (0-based) of every section uses ``seed + v``; a section's variations are
+    one :meth:`~models.base.Generator.generate_variations` call, all continuing from the
+    previous section's first take.
     """
     wanted = {s.name for s in request.sections_to_generate()}
     todo = [c for c in conds if c.section.name in wanted]
@@ -139,25 +141,30 @@ def _generate_sections(
             base = load_base_generation(layout, manifest, sec, request.sample_rate)
             if previous_mix is None and cond.previous is not None:
                 previous_mix = _previous_take_mix(layout, cond.previous, request.sample_rate)
-        for v in range(request.variations):
-            cancel.check()
-            take_seed = seed + v
-            on_progress = progress.stage(0.1 + 0.8 * step / total, 0.8 / total)
-            label = f"{sec.name}" + (f" (take {first_take + v})" if request.variations > 1 else "")
-            on_progress(0.0, f"{label}: generating with {generator.name}")
-            if base is not None and request.range_beats is not None:
-                lo = max(request.range_beats[0], sec.start_beat)
-                hi = min(request.range_beats[1], sec.end_beat)
-                gen = generator.regenerate(
-                    cond, base=base, start_beat=lo, end_beat=hi, seed=take_seed, progress=on_progress, cancel=cancel,
-                    previous_audio=_tail(previous_mix, CONTEXT_SECONDS),
-                )
-            else:
-                gen = generator.generate(
-                    cond, seed=take_seed, progress=on_progress, cancel=cancel, previous_audio=_tail(previous_mix, CONTEXT_SECONDS)
-                )
-            entry.generations.append((first_take + v, gen))
-            step += 1
+        # every take of the section in one call: a backend may make them together (MusicGen: one batch)
+        cancel.check()
+        seeds = [seed + v for v in range(request.variations)]
+        many = len(seeds) > 1
+        on_progress = progress.stage(0.1 + 0.8 * step / total, 0.8 * len(seeds) / total)
+        label = f"{sec.name}" + (f" (takes {first_take}-{first_take + len(seeds) - 1})" if many else "")
+        on_progress(0.0, f"{label}: generating with {generator.name}")
+        previous = _tail(previous_mix, CONTEXT_SECONDS)
+        if base is not None and request.range_beats is not None:
+            lo = max(request.range_beats[0], sec.start_beat)
+            hi = min(request.range_beats[1], sec.end_beat)
+            gens = generator.regenerate_variations(
+                cond, base=base, start_beat=lo, end_beat=hi, seeds=seeds, progress=on_progress, cancel=cancel,
+                previous_audio=previous,
+            ) if many else [generator.regenerate(
+                cond, base=base, start_beat=lo, end_beat=hi, seed=seed, progress=on_progress, cancel=cancel,
+                previous_audio=previous,
+            )]
+        else:
+            gens = generator.generate_variations(
+                cond, seeds=seeds, progress=on_progress, cancel=cancel, previous_audio=previous
+            ) if many else [generator.generate(cond, seed=seed, progress=on_progress, cancel=cancel, previous_audio=previous)]
+        entry.generations.extend((first_take + v, gen) for v, gen in enumerate(gens))
+        step += len(seeds)
         previous_mix = mix(entry.generations[0][1])
         results.append(entry)
     return results, base_jobs

@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,6 +168,7 @@ class FastMusicGenDecoder:
         prompt_codes: Any | None = None,
         chroma: Any | None = None,
         on_step: Callable[[int], None] | None = None,
+        generators: Sequence[Any] | None = None,
     ) -> Any:
         """Decode codes for ``B`` texts (one batch; the CFG branches double it to ``2B`` rows).
 
@@ -182,17 +183,24 @@ class FastMusicGenDecoder:
             chroma: ``(B, chroma_frames, 12)`` chroma for melody models, or None.
             on_step: called with the step number (1-based) after each step is queued (with CUDA
                 graphs at most :data:`MAX_QUEUED_STEPS` ahead of the device); may raise to cancel.
+            generators: ``B`` ``torch.Generator`` (one per text, on the model's device) that
+                sample each item's codes, so item ``i`` gets the codes a batch of one gets with
+                torch's global generator in the state of ``generators[i]``; None: torch's
+                global generator for the whole batch (the codes stock ``generate()`` gives).
 
         Returns:
             LongTensor ``(B, codebooks, frames)``: prompt codes followed by the new ones, delay
             pattern undone (stock ``generate()``'s codes before the EnCodec decode).
 
         Raises:
-            ValueError: bad sizes (too few steps for the delay pattern, mismatched prompt rows).
+            ValueError: bad sizes (too few steps for the delay pattern, mismatched prompt rows,
+                a generator count other than ``B``).
         """
         import torch
 
         batch = int(text_ids.shape[0])
+        if generators is not None and len(generators) != batch:
+            raise ValueError(f"{len(generators)} random generators for {batch} texts; give one per text")
         k = self.num_codebooks
         start = torch.full((batch * k, 1), self.start_id, dtype=torch.long, device=self.device)
         if prompt_codes is None:
@@ -217,7 +225,7 @@ class FastMusicGenDecoder:
         with torch.inference_mode():
             first, pattern = self.lm.build_delay_pattern_mask(ids, pad_token_id=self.start_id, max_length=total)
             try:
-                codes = self._decode(first, pattern, text_ids, text_mask, chroma, options, on_step)
+                codes = self._decode(first, pattern, text_ids, text_mask, chroma, options, on_step, generators)
             finally:
                 self._release()
             codes = self.lm.apply_delay_pattern_mask(codes, pattern)
@@ -239,7 +247,7 @@ class FastMusicGenDecoder:
     # -- the loop -----------------------------------------------------------------------------
     def _decode(
         self, first: Any, pattern: Any, text_ids: Any, text_mask: Any, chroma: Any | None,
-        options: PickOptions, on_step: Callable[[int], None] | None,
+        options: PickOptions, on_step: Callable[[int], None] | None, generators: Sequence[Any] | None,
     ) -> Any:
         start_len, total = int(first.shape[-1]), int(pattern.shape[-1])
         rows_ids = first.repeat((2, 1)) if options.cfg else first
@@ -247,9 +255,10 @@ class FastMusicGenDecoder:
         self._cache = cache
         self._offset = cache.length - start_len  # conditioning prefix ahead of the codes (melody)
         self._options = options
+        self._generators = generators
         self._pattern = pattern
         tokens = pattern.clone()
-        nxt = self._apply_pattern(pick(logits, options), pattern[:, start_len])
+        nxt = self._apply_pattern(pick(logits, options, generators), pattern[:, start_len])
         tokens[:, start_len] = nxt
         if on_step:
             on_step(1)
@@ -259,7 +268,7 @@ class FastMusicGenDecoder:
         else:
             for t in range(start_len, total - 1):
                 logits = self._forward_step(nxt, t)
-                nxt = self._apply_pattern(pick(logits, options), pattern[:, t + 1])
+                nxt = self._apply_pattern(pick(logits, options, generators), pattern[:, t + 1])
                 tokens[:, t + 1] = nxt
                 if on_step:
                     on_step(t + 2 - start_len)
@@ -295,6 +304,8 @@ class FastMusicGenDecoder:
                     on_step(done)
         torch.cuda.current_stream(self.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
+        for gen in self._generators or ():
+            graph.register_generator_state(gen)  # replays advance each item's own random stream
         with torch.cuda.graph(graph):
             self._graph_step()
         queued: deque[Any] = deque()
@@ -314,14 +325,14 @@ class FastMusicGenDecoder:
         logits = self._forward_step(self._cur, None)
         col = self._pos + 1
         pat = self._pattern.index_select(1, col.view(1)).squeeze(1)
-        nxt = self._apply_pattern(pick(logits, self._options), pat)
+        nxt = self._apply_pattern(pick(logits, self._options, self._generators), pat)
         self._tokens.index_copy_(1, col.view(1), nxt[:, None])
         self._cur.copy_(nxt)
         self._pos.add_(1)
 
     def _release(self) -> None:
         """Drop the per-call state (the cache is the largest allocation of a decode)."""
-        for name in ("_cache", "_pattern", "_tokens", "_cur", "_pos", "_slots"):
+        for name in ("_cache", "_generators", "_pattern", "_tokens", "_cur", "_pos", "_slots"):
             self.__dict__.pop(name, None)
 
     @staticmethod

@@ -9,18 +9,20 @@ bar grid (:mod:`models.conform`), loudness-normalised, split by Demucs into the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from conditioning.io.audio import resample
 from conditioning.types import Audio, SectionConditioning
-from models.base import Generation, GenerationContext, Generator
+from models.base import Generation, GenerationContext, Generator, ProgressCallback
 from models.conform import apply_fades, conform_to_grid, loudness_lufs, normalize_loudness
+from models.musicgen.batch import continue_audio_batch
 from models.musicgen.chroma import audio_chroma, conditioning_chroma
 from models.musicgen.loading import LoadedMusicGen, load_debug, load_pretrained
-from models.musicgen.sampling import SamplingOptions, WindowHook, continue_audio
+from models.musicgen.sampling import SamplingOptions, WindowHook, continue_audio, pick_decoder
 from models.separation.demucs import DemucsSeparator
 from models.separation.stems import stems_from_sources
 
@@ -145,12 +147,69 @@ class MusicGenGenerator(Generator):
             loud[name] = round(loudness_lufs(out[name]), 2)
         return out, {"stem_sources": notes, "stem_lufs": loud}
 
-    # -- the backend hook -------------------------------------------------------------------
+    # -- the backend hooks ------------------------------------------------------------------
     def _generate(self, conditioning: SectionConditioning, ctx: GenerationContext) -> Generation:
+        plan = self._plan(conditioning, ctx)
+        ctx.progress(0.0, f"{conditioning.section.name}: MusicGen starting")
+        raw, windows = continue_audio(
+            self.lm, conditioning.prompt, plan.gen_s + self.margin_s,
+            start_s=plan.start_s, prompt=plan.prompt, chroma_for=self._chroma_fn(conditioning),
+            options=self.options, seed=ctx.seed, cancel=ctx.cancel, progress=ctx.progress,
+            progress_span=(0.0, 0.8), window_hook=self._window_hook(conditioning),
+        )
+        ctx.cancel.check()
+        return self._finish(conditioning, plan, raw, windows, ctx.progress)
+
+    def _generate_variations(
+        self, conditioning: SectionConditioning, ctxs: Sequence[GenerationContext], progress: ProgressCallback
+    ) -> list[Generation]:
+        """All takes of one section (and every window of them) decoded as one batch.
+
+        Take ``i`` is exactly the audio :meth:`_generate` makes with ``ctxs[i].seed`` on a CPU
+        (:func:`~models.musicgen.batch.continue_audio_batch`: one random generator per take,
+        each take's codes decoded on its own); on a GPU, batched matrix products may round
+        differently from a batch of one, so a take can differ there in the last bits and the
+        codes sampled from them. The takes share the section's prompt audio (the previous
+        section's tail, or the audio before a regenerated range), which is why they can
+        decode together.
+
+        Sections of one request do not decode together: each continues from the previous
+        section's finished mix (its first take, conformed, loudness-normalised and split into
+        stems), so section ``k + 1``'s first step needs section ``k``'s last. Only a request's
+        first section has no earlier audio, and nothing else in a request is free of that
+        chain, so there is no second section to batch it with.
+
+        Takes are made one by one, as the base class does, with the stock decoder (its random
+        stream is torch's global one), for a single take, and for subclasses with a window
+        hook (their per-window conditions are built for one item).
+        """
+        first = ctxs[0]
+        if (len(ctxs) == 1 or pick_decoder(self.options.decoder, self.lm.device) != "fast"
+                or self._window_hook(conditioning) is not None):
+            return super()._generate_variations(conditioning, ctxs, progress)
+        plan = self._plan(conditioning, first)  # the takes share base, range and previous audio
+        progress(0.0, f"{conditioning.section.name}: MusicGen starting {len(ctxs)} takes as one batch")
+        raws, windows = continue_audio_batch(
+            self.lm, conditioning.prompt, plan.gen_s + self.margin_s, seeds=[c.seed for c in ctxs],
+            start_s=plan.start_s, prompt=plan.prompt, chroma_for=self._chroma_fn(conditioning),
+            options=self.options, cancel=first.cancel, progress=progress, progress_span=(0.0, 0.8),
+        )
+        first.cancel.check()
+        out: list[Generation] = []
+        for i, raw in enumerate(raws):
+            lo = 0.8 + 0.2 * i / len(raws)
+
+            def share(fraction: float, message: str, lo: float = lo) -> None:
+                progress(lo + 0.2 / len(raws) * max(0.0, fraction - 0.8) / 0.2, message)
+
+            out.append(self._finish(conditioning, plan, raw, windows, share))
+            first.cancel.check()
+        return out
+
+    def _plan(self, conditioning: SectionConditioning, ctx: GenerationContext) -> _Plan:
+        """Where new audio goes in the section and what it continues from."""
         tm, sec, sr = conditioning.tempo_map, conditioning.section, conditioning.sample_rate
         n = conditioning.length_samples
-        start_s = sec.start_seconds(tm)
-        target_bpm = 60.0 * sec.length_beats / sec.length_seconds(tm)
         base_mix: np.ndarray | None = None
         if ctx.base is not None and ctx.range_beats is not None:
             # the base take's mix: its stems sum back to the separated mix
@@ -172,39 +231,60 @@ class MusicGenGenerator(Generator):
             keep = int(self.options.context_s * prompt_audio.sample_rate)
             tail = prompt_audio.samples[:, max(0, prompt_audio.num_samples - keep) :]
             prompt = self._to_model(Audio(tail, prompt_audio.sample_rate))
-        gen_s = (b - a) / sr
-        ctx.progress(0.0, f"{sec.name}: MusicGen starting")
-        raw, windows = continue_audio(
-            self.lm, conditioning.prompt, gen_s + self.margin_s,
-            start_s=start_s + a / sr, prompt=prompt, chroma_for=self._chroma_fn(conditioning),
-            options=self.options, seed=ctx.seed, cancel=ctx.cancel, progress=ctx.progress,
-            progress_span=(0.0, 0.8), window_hook=self._window_hook(conditioning),
-        )
-        ctx.cancel.check()
+        return _Plan(a, b, (b - a) / sr, sec.start_seconds(tm) + a / sr, prompt, base_mix)
+
+    def _finish(
+        self, conditioning: SectionConditioning, plan: _Plan, raw: np.ndarray, windows: int, progress: ProgressCallback
+    ) -> Generation:
+        """New model audio conformed to the bar grid, spliced, normalised and split into stems."""
+        tm, sec, sr = conditioning.tempo_map, conditioning.section, conditioning.sample_rate
+        target_bpm = 60.0 * sec.length_beats / sec.length_seconds(tm)
         made = resample(Audio(raw, self.lm.sample_rate), sr)
         if made.channels == 1:
             made = Audio(np.repeat(made.samples, 2, axis=0), sr)
-        part, report = conform_to_grid(made, target_bpm, b - a, align_phase=prompt is None)
-        if base_mix is not None:
-            full = base_mix.copy()
-            full[:, a:b] = part.samples[: full.shape[0]]
+        part, report = conform_to_grid(made, target_bpm, plan.b - plan.a, align_phase=plan.prompt is None)
+        if plan.base_mix is not None:
+            full = plan.base_mix.copy()
+            full[:, plan.a : plan.b] = part.samples[: full.shape[0]]
             mix = Audio(full, sr)
         else:
             mix = part
         mix, _ = normalize_loudness(mix, self.mix_lufs)
-        ctx.progress(0.85, f"{sec.name}: separating stems")
+        progress(0.85, f"{sec.name}: separating stems")
         stems, stem_info = self._stems(mix, conditioning.stems)
+        prompt = plan.prompt
         info: dict[str, Any] = {
             "backend": "musicgen-melody" if self.lm.melody else "musicgen",
             "weights": self.lm.source,
             "windows": windows,
             "continued_from_s": 0.0 if prompt is None else round(prompt.shape[1] / self.lm.sample_rate, 3),
-            "regenerated": base_mix is not None,
+            "regenerated": plan.base_mix is not None,
             "separator": self.separator.name,
             **report.as_info(),
             **stem_info,
         }
         return Generation(stems=stems, info=info)
+
+
+@dataclass(frozen=True, eq=False)
+class _Plan:
+    """One take's layout: new audio in samples ``[a, b)`` of the section (project rate).
+
+    Attributes:
+        a: first sample of the new audio in the section.
+        b: end sample of the new audio.
+        gen_s: seconds of new audio (``(b - a) / rate``).
+        start_s: song time (seconds) of sample ``a``.
+        prompt: ``(channels, samples)`` audio at the model rate the new audio continues, or None.
+        base_mix: ``(2, samples)`` mix of the take being regenerated, or None.
+    """
+
+    a: int
+    b: int
+    gen_s: float
+    start_s: float
+    prompt: np.ndarray | None
+    base_mix: np.ndarray | None
 
 
 def build(**options: Any) -> MusicGenGenerator:

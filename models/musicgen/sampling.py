@@ -27,7 +27,8 @@ ChromaFn = Callable[[float, float, np.ndarray | None], np.ndarray | None]
 #: Per-window context: ``(window start in song seconds, window frames) -> context manager``.
 WindowHook = Callable[[float, int], AbstractContextManager[Any]]
 
-_LOCK = threading.Lock()  # generate() seeds torch's global generator
+#: Held while a decode draws from torch's global generator (``continue_audio`` seeds it).
+GLOBAL_RNG_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,11 @@ def _fast_window(
     return fast.decode_audio(codes)[0].float().cpu().numpy()
 
 
+#: Makes one window for every item: ``(new frames, per-item context audio or None, per-item
+#: chroma or None, on_step) -> per-item audio`` (the context's decoded audio, then the new audio).
+WindowFn = Callable[[int, list[np.ndarray | None], list[np.ndarray | None], Callable[[int], None]], list[np.ndarray]]
+
+
 def continue_audio(
     lm: LoadedMusicGen,
     text: str,
@@ -237,44 +243,85 @@ def continue_audio(
     """
     import torch
 
+    def one(new: int, contexts: list[np.ndarray | None], chromas: list[np.ndarray | None],
+            on_step: Callable[[int], None]) -> list[np.ndarray]:
+        return [generate_window(lm, text, new, prompt=contexts[0], chroma=chromas[0], options=options,
+                                cancel=cancel, on_step=on_step)]
+
+    with GLOBAL_RNG_LOCK:
+        torch.manual_seed(seed)
+        made, windows = run_windows(
+            lm, 1, duration_s, start_s=start_s, prompt=prompt, chroma_for=chroma_for, options=options,
+            cancel=cancel, progress=progress, progress_span=progress_span, window_hook=window_hook,
+            make_window=one,
+        )
+    return made[0], windows
+
+
+def run_windows(
+    lm: LoadedMusicGen,
+    items: int,
+    duration_s: float,
+    *,
+    start_s: float,
+    prompt: np.ndarray | None,
+    chroma_for: ChromaFn,
+    options: SamplingOptions,
+    cancel: CancelToken,
+    progress: ProgressCallback,
+    progress_span: tuple[float, float],
+    window_hook: WindowHook | None,
+    make_window: WindowFn,
+) -> tuple[list[np.ndarray], int]:
+    """The window schedule of :func:`continue_audio` for ``items`` takes made side by side.
+
+    Every item starts from the same ``prompt`` and has the same windows (so a batch of takes
+    can share each window's decode); each continues from its own history. ``make_window``
+    makes one window of all items; randomness is its business.
+
+    Returns:
+        (per item the new audio ``(channels, samples)`` at the model rate, number of windows used).
+    """
     hop, fr = lm.hop, lm.frame_rate
     total = int(math.ceil(duration_s * fr - 1e-9))
     window = max(2, int(options.window_s * fr))
     context = int(options.context_s * fr)
     steps_total = max(1, total + math.ceil(total / max(1, window - context)) * 4)
-    made: list[np.ndarray] = []
+    made: list[list[np.ndarray]] = [[] for _ in range(items)]
     done, windows, steps_before = 0, 0, 0
-    history = prompt
+    histories: list[np.ndarray | None] = [prompt] * items
     lo, hi = progress_span
 
     def report(step: int) -> None:
         frac = min(1.0, (steps_before + step) / steps_total)
         progress(lo + (hi - lo) * frac, f"MusicGen: {min(total, done + step)}/{total} frames")
 
-    with _LOCK:
-        torch.manual_seed(seed)
-        while done < total:
-            cancel.check()
+    while done < total:
+        cancel.check()
+        contexts: list[np.ndarray | None] = []
+        for history in histories:
             ctx_audio = None
             if history is not None and context > 0 and history.shape[1] >= hop:
                 p = min(context, history.shape[1] // hop)
                 ctx_audio = history[:, history.shape[1] - p * hop :]
-            p_frames = 0 if ctx_audio is None else ctx_audio.shape[1] // hop
-            new = min(window - p_frames, total - done)
-            w0 = start_s + done / fr - p_frames / fr
-            chroma = chroma_for(w0, w0 + (p_frames + new) / fr, ctx_audio)
-            around = nullcontext() if window_hook is None else window_hook(w0, p_frames + new)
-            with around:
-                out = generate_window(
-                    lm, text, new, prompt=ctx_audio, chroma=chroma, options=options, cancel=cancel,
-                    on_step=report,
-                )
+            contexts.append(ctx_audio)
+        first = contexts[0]
+        p_frames = 0 if first is None else first.shape[1] // hop
+        new = min(window - p_frames, total - done)
+        w0 = start_s + done / fr - p_frames / fr
+        chromas = [chroma_for(w0, w0 + (p_frames + new) / fr, c) for c in contexts]
+        around = nullcontext() if window_hook is None else window_hook(w0, p_frames + new)
+        with around:
+            outs = make_window(new, contexts, chromas, report)
+        for i, out in enumerate(outs):
             piece = out[:, p_frames * hop : (p_frames + new) * hop]
-            made.append(piece)
+            made[i].append(piece)
+            history = histories[i]
             history = piece if history is None else np.concatenate([history, piece], axis=1)
             if context > 0:
                 history = history[:, max(0, history.shape[1] - context * hop) :]
-            done += new
-            windows += 1
-            steps_before += new + 4
-    return np.concatenate(made, axis=1), windows
+            histories[i] = history
+        done += new
+        windows += 1
+        steps_before += new + 4
+    return [np.concatenate(m, axis=1) for m in made], windows

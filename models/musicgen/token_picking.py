@@ -13,11 +13,16 @@ logits give the same codes:
    the random stream is the same, and it needs no host synchronisation (multinomial checks its
    input with ``.item()``) so it can sit inside a CUDA graph.
 
+Variations decoded as one batch keep their own seeds: with one ``torch.Generator`` per item,
+each item's ``(codebooks, vocab)`` block of ``q`` is drawn from its own generator, which is
+exactly the draw a batch of one makes from the global generator seeded the same way.
+
 Nothing here imports torch at module level; tensors are ``torch.Tensor``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,16 +62,21 @@ def mix_guidance(logits: Any, guidance_scale: float) -> Any:
     return uncond + (cond - uncond) * guidance_scale
 
 
-def pick(logits: Any, options: PickOptions) -> Any:
+def pick(logits: Any, options: PickOptions, generators: Sequence[Any] | None = None) -> Any:
     """Next codes from one step's logits.
 
     Args:
         logits: ``(rows, vocab)`` logits (any float dtype; cast to float32 as stock does), rows
             ordered ``[cond; uncond]`` when ``options.cfg``.
         options: how to choose.
+        generators: one ``torch.Generator`` per batch item (the picked rows split into equal
+            item-major blocks, one block per generator), or None for torch's global generator.
 
     Returns:
         LongTensor ``(rows // 2,)`` with guidance, else ``(rows,)``.
+
+    Raises:
+        ValueError: the picked rows do not split into one equal block per generator.
     """
     import torch
 
@@ -82,5 +92,13 @@ def pick(logits: Any, options: PickOptions) -> Any:
         kth = torch.topk(scores, k)[0][..., -1, None]
         scores = scores.masked_fill(scores < kth, -float("inf"))
     probs = torch.softmax(scores, dim=-1)
-    q = torch.empty_like(probs).exponential_(1)
+    if generators:
+        if probs.shape[0] % len(generators):
+            raise ValueError(f"{probs.shape[0]} rows do not split into {len(generators)} equal items")
+        block = probs.shape[0] // len(generators)
+        q = torch.cat([
+            torch.empty_like(probs[:block]).exponential_(1, generator=g) for g in generators
+        ])
+    else:
+        q = torch.empty_like(probs).exponential_(1)
     return torch.argmax(probs / q, dim=-1)

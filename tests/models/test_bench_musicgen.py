@@ -40,3 +40,18 @@ def test_bench_reports_both_decoders_for_the_debug_model() -> None:
         t = r[name]
         assert t.wall_s > 0 and t.steps_per_s == pytest.approx(18 / t.wall_s)
         assert t.rtf == pytest.approx(t.wall_s / 0.3)
+
+
+def test_bench_variations_times_sequential_and_batched_takes() -> None:
+    bench = load_bench()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:  # it also checks the batched takes equal the sequential ones (raises if not)
+        r = bench.bench_variations("debug", 3, device="cpu", dtype=torch.float32, seconds=0.3, repeats=1, mode=None)
+    finally:
+        torch.set_num_threads(threads)
+    assert r["steps"] == 18
+    for name in ("sequential", "batched"):
+        t = r[name]
+        assert t.steps_per_s == pytest.approx(3 * 18 / t.wall_s)
+        assert t.rtf == pytest.approx(t.wall_s / 0.9)

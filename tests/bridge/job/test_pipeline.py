@@ -241,3 +241,24 @@ def test_regeneration_hands_the_previous_section_to_the_generator(project: Path,
     run_request(parse_request(base_request(project, seed=5, range={"start_bar": 3, "end_bar": 4})))
     # Chorus 1 starts at bar 3; the Verse 1 take before it lasts 4 s at 120 bpm (2 bars)
     assert seen == [4 * 48000]
+
+
+def test_variations_are_one_generator_call_per_section(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from models.arranger.generator import ArrangerGenerator
+
+    calls: list[tuple[str, list[int], int | None]] = []
+    original = ArrangerGenerator.generate_variations
+
+    def spy(self, conditioning, **kwargs):  # type: ignore[no-untyped-def]
+        prev = kwargs.get("previous_audio")
+        calls.append((conditioning.section.name, list(kwargs["seeds"]), None if prev is None else prev.num_samples))
+        return original(self, conditioning, **kwargs)
+
+    monkeypatch.setattr(ArrangerGenerator, "generate_variations", spy)
+    m = run_request(parse_request(base_request(project, seed=7, variations=2, stems=["keys"]))).manifest
+    # both takes of Chorus 1 continue from Verse 1's first take (4 s at 120 bpm)
+    assert calls == [("Verse 1", [7, 8], None), ("Chorus 1", [7, 8], 4 * 48000)]
+    second = next(p for p in m["placements"] if p["section"] == "Verse 1" and p["take"] == 2)
+    alone = run_request(parse_request(base_request(project, seed=8, stems=["keys"]))).manifest
+    same_seed = next(p for p in alone["placements"] if p["section"] == "Verse 1")
+    np.testing.assert_array_equal(sf.read(project / second["file"])[0], sf.read(project / same_seed["file"])[0])
