@@ -133,7 +133,8 @@ class BridgeServer:
                 self.queue, self.layout, self.events, worker_factory=self._new_worker,
                 cancel_grace_s=config.cancel_grace_s, heartbeat_s=config.heartbeat_s,
             )
-            self.service = JobService(project, self.queue, self.scheduler, replier, self.status.snapshot, auth=auth)
+            self.service = JobService(project, self.queue, self.scheduler, replier, self.status.snapshot, auth=auth,
+                                      accepted=self.events.job_accepted)
             self.controller = ControllerActions(self.service, self.intake, replier)
             router = OscRouter(self.service, self.intake, replier, auth)
             self.osc = OscTransport(

@@ -40,6 +40,9 @@ class JobListener(Protocol):
     def job_finished(self, job: Job) -> None:
         """``job`` reached a final state (its fields say which)."""
 
+    def job_interrupted(self, job: Job) -> None:
+        """The scheduler stopped while ``job`` ran; it is queued again (or recovered at the next start)."""
+
 
 @dataclass(frozen=True)
 class CancelOutcome:
@@ -146,6 +149,7 @@ class Scheduler:
                 log.info("job %s was running at shutdown; it is queued again", current.job_id)
             except QueueStorageError as exc:  # still "running" in the queue: the next start runs it again
                 log.warning("%s; it runs again when the bridge next starts", exc)
+            self._listener.job_interrupted(current)
         self._wake_r.close()
         self._wake_w.close()
 
