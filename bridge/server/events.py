@@ -26,6 +26,7 @@ from bridge.job.manifest import Failure, Manifest
 from bridge.server.queue import Job
 from bridge.server.replies import PREFIX, ReplySink
 from bridge.server.status import StatusBoard
+from bridge.server.threads import join_thread
 
 log = logging.getLogger(__name__)
 
@@ -239,10 +240,9 @@ class Housekeeper:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the thread (waits up to 5 s for the current round)."""
+        """Stop the thread; returns once it has ended (after the round under way)."""
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5.0)
+        join_thread(self._thread, "housekeeping")
 
     def flush(self) -> None:
         """Settle every finished job now (used at shutdown, after the scheduler stopped)."""
@@ -253,6 +253,8 @@ class Housekeeper:
         while not self._stop.wait(self._interval_s):
             try:
                 for task in self._tasks:
+                    if self._stop.is_set():  # stop() waits for this round: end it early
+                        return
                     task()
                 self.flush()
                 self._status.write_if_due()

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from bridge.job.layout import ProjectLayout
 from bridge.server.queue import Job, JobQueue, QueueStorageError
+from bridge.server.threads import join_thread
 from bridge.server.worker import WorkerEvent, WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -132,12 +133,14 @@ class Scheduler:
             return CancelOutcome("unknown", f"there is no job {job_id!r} in this project")
         return CancelOutcome("finished", f"job {job_id} has already finished ({job.state})")
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop the thread and the worker; a job still running goes back to the queue."""
+    def stop(self) -> None:
+        """Stop the thread and the worker; a job still running goes back to the queue.
+
+        Returns once the scheduler thread has ended (it ends within its current turn).
+        """
         self._stopping.set()
         self.wake()
-        if self._thread.is_alive():
-            self._thread.join(timeout=timeout_s)
+        join_thread(self._thread, "scheduler")
         with self._lock:
             worker, self._worker = self._worker, None
             current, self._current = self._current, None
