@@ -209,7 +209,7 @@ class Scheduler:
         with self._lock:
             self._current = job
             self._progress = (0.0, "starting")
-        log.info("job %s started (model %s)", job.job_id, job.request.get("model", "arranger"))
+        log.debug("job %s started (model %s)", job.job_id, job.request.get("model", "arranger"))
         self._listener.job_started(job)
         for attempt in (1, 2):  # a worker that died while idle is replaced once
             try:
@@ -294,7 +294,7 @@ class Scheduler:
             if self._current is not None and self._current.job_id == job.job_id:
                 self._current = None
                 self._cancel_deadline = None
-        log.info("job %s %s%s", job.job_id, state, f" ({code}: {message})" if code else "")
+        log.debug("job %s %s%s", job.job_id, state, f" ({code}: {message})" if code else "")
         final = self._queue.get(job.job_id)
         if final is not None:
             self._listener.job_finished(final)

@@ -227,6 +227,6 @@ class JobService:
             self._replier.reply(origin, "accepted", [job_id])
             if self._accepted is not None:
                 self._accepted(job)
-        log.info("job %s queued from %s", job_id, origin.source)
+        log.debug("job %s queued from %s", job_id, origin.source)
         self._scheduler.wake()
         return Outcome(True, job_id)
