@@ -133,7 +133,8 @@ class BridgeServer:
                 self.queue, self.layout, self.events, worker_factory=self._new_worker,
                 cancel_grace_s=config.cancel_grace_s, heartbeat_s=config.heartbeat_s,
             )
-            self.service = JobService(project, self.queue, self.scheduler, replier, self.status.snapshot, auth=auth)
+            self.service = JobService(project, self.queue, self.scheduler, replier, self.status.snapshot, auth=auth,
+                                      accepted=self.events.job_accepted)
             self.controller = ControllerActions(self.service, self.intake, replier)
             router = OscRouter(self.service, self.intake, replier, auth)
             self.osc = OscTransport(
@@ -155,19 +156,26 @@ class BridgeServer:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> BridgeServer:
-        """Start every thread and transport; returns self."""
-        # jobs that ended while the disk was full (or just before a kill) still get their manifest
-        self.events.write_missing_manifests([*self.queue.jobs("failed"), *self.queue.jobs("cancelled")])
-        self.scheduler.start()
-        self.osc.start()
-        self.housekeeper.start()
-        self._open_midi()
-        self.status.write()
+        """Start every thread and transport; returns self (if a step fails, what started is stopped)."""
+        try:
+            # jobs that ended while the disk was full (or just before a kill) still get their manifest
+            self.events.write_missing_manifests([*self.queue.jobs("failed"), *self.queue.jobs("cancelled")])
+            self.scheduler.start()
+            self.osc.start()
+            self.housekeeper.start()
+            self._open_midi()
+            self.status.write()
+        except BaseException:
+            self.stop()  # no thread may outlive a server that failed to start
+            raise
         log.info("stembridge bridge serving %s on %s:%d", self.layout.project_dir, self.osc.host, self.osc.port)
         return self
 
     def stop(self) -> None:
-        """Shut down cleanly: stop transports, requeue a running job, close the queue."""
+        """Shut down cleanly: stop transports, requeue a running job, close the queue.
+
+        Every server thread (OSC, intake, housekeeping, scheduler) has ended when this returns.
+        """
         for port in self._midi_ports:
             port.close()
         self.osc.stop()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from bridge.cli.analyze import analyze_file, summary_text
 from bridge.cli.cocomulla import add_cocomulla_commands
+from bridge.cli.console import console_logging
 from bridge.cli.report import add_report_command
 from bridge.cli.server import add_server_commands
 from bridge.job.request import RequestError, decode_request, parse_request
@@ -207,15 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stembridge`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    # the console shows warnings (everything with -v); the server's log file gets INFO regardless
-    console = logging.StreamHandler()
-    console.setLevel(logging.INFO if args.verbose else logging.WARNING)
-    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(console)
-    root.setLevel(logging.INFO)
+    # the console shows warnings and job events (everything with -v); the server's log file gets INFO
     try:
-        return int(args.func(args))
+        with console_logging(verbose=args.verbose):
+            return int(args.func(args))
     except KeyboardInterrupt:
         print("stembridge: interrupted", file=sys.stderr)
         return 130

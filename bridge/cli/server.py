@@ -335,7 +335,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stembridge")
     add_server_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    from bridge.cli.console import console_logging
+
+    with console_logging(verbose=getattr(args, "verbose", False)):
+        return int(args.func(args))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 :class:`JobEvents` is the scheduler's listener: it sends ``/stembridge/progress <job_id>
 <fraction> <message>`` (throttled), ``/stembridge/done <job_id> <manifest path>`` or
-``/stembridge/error <job_id> <code> <message>`` to the job's sender, and writes the manifest of
+``/stembridge/error <job_id> <code> <message>`` to the job's sender (``interrupted`` when the bridge
+stops during the job, which is queued again), logs one line per event at the default level
+(:data:`JOB_LOG_NAME`), and writes the manifest of
 a failed or cancelled job (again and again while the disk is full, and at start-up for any job that
 ended without one). :class:`Housekeeper` is the thread that polls the inbox, hands finished
 jobs to their transport's bookkeeping (the mailbox moves failed requests to ``inbox/failed/``)
@@ -24,11 +26,21 @@ from bridge.job.manifest import Failure, Manifest
 from bridge.server.queue import Job
 from bridge.server.replies import PREFIX, ReplySink
 from bridge.server.status import StatusBoard
+from bridge.server.threads import join_thread
 
 log = logging.getLogger(__name__)
 
+#: The logger of the one-line job events (accepted, started, every 25 %, done, error, interrupted);
+#: the console shows it at the default level (``bridge.cli.console``).
+JOB_LOG_NAME = "bridge.server.events.jobs"
+job_log = logging.getLogger(JOB_LOG_NAME)
+
 #: Shortest interval between two OSC progress messages of one job, in seconds.
 OSC_PROGRESS_INTERVAL_S = 0.2
+#: Progress is logged each time a job passes another multiple of this fraction (0.25: 25 %, 50 %, 75 %).
+LOG_PROGRESS_STEP = 0.25
+#: The message of ``/stembridge/error <job_id> interrupted <message>`` sent when the bridge stops during a job.
+INTERRUPTED_MESSAGE = "the bridge was stopped during this job: re-queued, runs again when the bridge restarts"
 
 
 #: Temporary files of ``write_json_atomic`` (``.<name>.<pid>.<hex>.tmp``).
@@ -88,23 +100,53 @@ class JobEvents:
         self._status = status
         self._finished = finished
         self._last_osc_progress: dict[str, float] = {}
+        #: How many progress steps (LOG_PROGRESS_STEP) of each running job were logged.
+        self._logged_steps: dict[str, int] = {}
         #: Failed or cancelled jobs whose manifest could not be written yet (a full disk), by id.
         self._unwritten: dict[str, Job] = {}
         self._unwritten_lock = threading.Lock()
 
+    def job_accepted(self, job: Job) -> None:
+        """Log that ``job`` was queued (its sender got ``/stembridge/accepted`` already)."""
+        job_log.info("job %s accepted from %s (model %s)", job.job_id, job.source or "?",
+                     job.request.get("model", "arranger"))
+
     def job_started(self, job: Job) -> None:
         """Tell the client the job started."""
         self._status.mark_dirty()
+        self._logged_steps[job.job_id] = 0
+        job_log.info("job %s started", job.job_id)
         self._send_progress(job, 0.0, "started", force=True)
 
     def job_progress(self, job: Job, fraction: float, message: str) -> None:
-        """Forward progress (throttled) to the job's client."""
+        """Forward progress (throttled) to the job's client; log each 25 % passed (fraction 0-1)."""
         self._status.mark_dirty()
+        self._log_progress(job, fraction, message)
         self._send_progress(job, fraction, message, force=False)
+
+    def job_interrupted(self, job: Job) -> None:
+        """The bridge stops while ``job`` runs; it is queued again. Log it and tell the sender.
+
+        The sender gets ``/stembridge/error <job_id> interrupted <INTERRUPTED_MESSAGE>``; the job
+        keeps its id, and its events come again when a bridge for the project starts and runs it.
+        """
+        self._last_osc_progress.pop(job.job_id, None)
+        self._logged_steps.pop(job.job_id, None)
+        job_log.warning("job %s interrupted: re-queued, runs again when the bridge restarts", job.job_id)
+        if job.reply is not None:
+            self._sink.send(job.reply, PREFIX + "error", [job.job_id, "interrupted", INTERRUPTED_MESSAGE])
+        self._status.mark_dirty()
 
     def job_finished(self, job: Job) -> None:
         """Announce the outcome and hand mailbox bookkeeping to the housekeeping thread."""
         self._last_osc_progress.pop(job.job_id, None)
+        self._logged_steps.pop(job.job_id, None)
+        if job.state == "done":
+            job_log.info("job %s done: %s", job.job_id, job.manifest or "")
+        elif job.state == "cancelled":
+            job_log.info("job %s cancelled", job.job_id)
+        else:
+            job_log.warning("job %s failed: %s: %s", job.job_id, job.error_code or job.state, job.error_message or "")
         if job.state != "done":
             self._write_failure_manifest(job)
         if job.reply is not None:
@@ -115,6 +157,14 @@ class JobEvents:
                                 [job.job_id, job.error_code or job.state, job.error_message or ""])
         self._finished(job)
         self._status.mark_dirty()
+
+    def _log_progress(self, job: Job, fraction: float, message: str) -> None:
+        """One line each time ``job`` passes another LOG_PROGRESS_STEP (25 %, 50 %, 75 %; done logs 100 %)."""
+        steps = int(min(max(fraction, 0.0), 1.0) / LOG_PROGRESS_STEP + 1e-9)
+        if fraction >= 1.0 or steps <= self._logged_steps.get(job.job_id, 0):
+            return
+        self._logged_steps[job.job_id] = steps
+        job_log.info("job %s %d %% (%s)", job.job_id, round(100 * steps * LOG_PROGRESS_STEP), message)
 
     def _send_progress(self, job: Job, fraction: float, message: str, *, force: bool) -> None:
         if job.reply is None:
@@ -190,10 +240,9 @@ class Housekeeper:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the thread (waits up to 5 s for the current round)."""
+        """Stop the thread; returns once it has ended (after the round under way)."""
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5.0)
+        join_thread(self._thread, "housekeeping")
 
     def flush(self) -> None:
         """Settle every finished job now (used at shutdown, after the scheduler stopped)."""
@@ -204,6 +253,8 @@ class Housekeeper:
         while not self._stop.wait(self._interval_s):
             try:
                 for task in self._tasks:
+                    if self._stop.is_set():  # stop() waits for this round: end it early
+                        return
                     task()
                 self.flush()
                 self._status.write_if_due()

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from bridge.job.layout import ProjectLayout
 from bridge.server.queue import Job, JobQueue, QueueStorageError
+from bridge.server.threads import join_thread
 from bridge.server.worker import WorkerEvent, WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,9 @@ class JobListener(Protocol):
 
     def job_finished(self, job: Job) -> None:
         """``job`` reached a final state (its fields say which)."""
+
+    def job_interrupted(self, job: Job) -> None:
+        """The scheduler stopped while ``job`` ran; it is queued again (or recovered at the next start)."""
 
 
 @dataclass(frozen=True)
@@ -129,12 +133,14 @@ class Scheduler:
             return CancelOutcome("unknown", f"there is no job {job_id!r} in this project")
         return CancelOutcome("finished", f"job {job_id} has already finished ({job.state})")
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop the thread and the worker; a job still running goes back to the queue."""
+    def stop(self) -> None:
+        """Stop the thread and the worker; a job still running goes back to the queue.
+
+        Returns once the scheduler thread has ended (it ends within its current turn).
+        """
         self._stopping.set()
         self.wake()
-        if self._thread.is_alive():
-            self._thread.join(timeout=timeout_s)
+        join_thread(self._thread, "scheduler")
         with self._lock:
             worker, self._worker = self._worker, None
             current, self._current = self._current, None
@@ -146,6 +152,7 @@ class Scheduler:
                 log.info("job %s was running at shutdown; it is queued again", current.job_id)
             except QueueStorageError as exc:  # still "running" in the queue: the next start runs it again
                 log.warning("%s; it runs again when the bridge next starts", exc)
+            self._listener.job_interrupted(current)
         self._wake_r.close()
         self._wake_w.close()
 
@@ -202,7 +209,7 @@ class Scheduler:
         with self._lock:
             self._current = job
             self._progress = (0.0, "starting")
-        log.info("job %s started (model %s)", job.job_id, job.request.get("model", "arranger"))
+        log.debug("job %s started (model %s)", job.job_id, job.request.get("model", "arranger"))
         self._listener.job_started(job)
         for attempt in (1, 2):  # a worker that died while idle is replaced once
             try:
@@ -287,7 +294,7 @@ class Scheduler:
             if self._current is not None and self._current.job_id == job.job_id:
                 self._current = None
                 self._cancel_deadline = None
-        log.info("job %s %s%s", job.job_id, state, f" ({code}: {message})" if code else "")
+        log.debug("job %s %s%s", job.job_id, state, f" ({code}: {message})" if code else "")
         final = self._queue.get(job.job_id)
         if final is not None:
             self._listener.job_finished(final)

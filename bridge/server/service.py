@@ -79,6 +79,7 @@ class JobService:
         replier: sends ``/stembridge/accepted`` to the sender when a job is queued.
         status: returns the current status.json content.
         auth: the token an untrusted sender's request must carry as its ``"token"`` key.
+        accepted: told about each job once it is queued and acknowledged (the job events' log line).
     """
 
     def __init__(
@@ -90,6 +91,7 @@ class JobService:
         status: Callable[[], dict[str, Any]],
         *,
         auth: TokenAuth | None = None,
+        accepted: Callable[[Job], None] | None = None,
     ) -> None:
         self.project_dir = project_dir.resolve()
         self._queue = queue
@@ -97,6 +99,7 @@ class JobService:
         self._replier = replier
         self._status = status
         self._auth = auth or TokenAuth(None)
+        self._accepted = accepted
 
     def generate(self, payload: str | bytes | Mapping[str, Any], origin: Origin, *, job_id: str | None = None,
                  parent: str | None = None) -> Outcome:
@@ -213,7 +216,7 @@ class JobService:
         job_id = job_id or new_job_id()
         with self._scheduler.intake_lock:  # the job cannot start before it is acknowledged
             try:
-                self._queue.enqueue(job_id, raw, reply=origin.reply, source=origin.source, parent=parent)
+                job = self._queue.enqueue(job_id, raw, reply=origin.reply, source=origin.source, parent=parent)
             except QueueFullError as exc:
                 return _error("busy", str(exc))
             except DuplicateJobError as exc:
@@ -222,6 +225,8 @@ class JobService:
                 log.warning("job %s not queued: %s", job_id, exc)
                 return _error("storage", str(exc))
             self._replier.reply(origin, "accepted", [job_id])
-        log.info("job %s queued from %s", job_id, origin.source)
+            if self._accepted is not None:
+                self._accepted(job)
+        log.debug("job %s queued from %s", job_id, origin.source)
         self._scheduler.wake()
         return Outcome(True, job_id)

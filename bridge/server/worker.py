@@ -113,6 +113,11 @@ def _child_main(
     send_lock = threading.Lock()
     jobs: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
     current: dict[str, Any] = {"job_id": None, "token": None}
+    # A cancel can arrive before its job starts here (the worker is still importing, or finishing
+    # the job before): it is kept for that job, never dropped. Guarded by state_lock.
+    state_lock = threading.Lock()
+    waiting: set[str] = set()  # jobs received, not started yet
+    cancelled_early: set[str] = set()
 
     def send(*msg: Any) -> None:
         with send_lock:
@@ -125,9 +130,15 @@ def _child_main(
             except (EOFError, OSError):
                 os._exit(0)  # the server is gone; nothing left to do
             if msg[0] == "run":
+                with state_lock:
+                    waiting.add(msg[1])
                 jobs.put((msg[1], msg[2]))
-            elif msg[0] == "cancel" and current["job_id"] == msg[1] and current["token"] is not None:
-                current["token"].cancel()
+            elif msg[0] == "cancel":
+                with state_lock:
+                    if current["job_id"] == msg[1] and current["token"] is not None:
+                        current["token"].cancel()
+                    elif msg[1] in waiting:
+                        cancelled_early.add(msg[1])
             elif msg[0] == "stop":
                 jobs.put(None)
                 return
@@ -140,7 +151,12 @@ def _child_main(
             return
         job_id, raw = item
         token = CancelToken()
-        current.update(job_id=job_id, token=token)
+        with state_lock:
+            current.update(job_id=job_id, token=token)
+            waiting.discard(job_id)
+            if job_id in cancelled_early:
+                cancelled_early.discard(job_id)
+                token.cancel()
         last = [0.0]
 
         def progress(fraction: float, message: str, _job: str = job_id, _last: list[float] = last) -> None:
@@ -167,7 +183,8 @@ def _child_main(
                 message = f"{type(exc).__name__}: {message}"
             send("error", job_id, code, message)
         finally:
-            current.update(job_id=None, token=None)
+            with state_lock:
+                current.update(job_id=None, token=None)
 
 
 class WorkerProcess:

@@ -6,6 +6,8 @@ once and then moved, never deleted:
 
 - a request that is accepted goes to ``inbox/done/``; if its job later fails or is cancelled it
   moves on to ``inbox/failed/`` with ``<name>.error.txt`` beside it;
+- the ``.error.txt`` is written in full (temp file + rename) before the request moves, so a
+  script that sees either file can read the whole error at once;
 - a file that is rejected goes to ``inbox/failed/`` with ``<name>.error.txt`` at once; a symbolic
   link is always rejected (the link moves, never what it points to), so nothing outside the
   project is read through the inbox.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +41,42 @@ MAX_FILES_PER_POLL = 50
 _CONTROL_KEYS = {"version", "action", "job_id"}
 
 
-def _unique(folder: Path, name: str) -> Path:
-    """``folder/name``, or ``folder/<stem>-N<suffix>`` if that exists."""
+def _error_path(dest: Path) -> Path:
+    """The ``<name>.error.txt`` beside the request file ``dest`` (``<name>.json``)."""
+    return dest.with_name(dest.name[: -len(".json")] + ".error.txt")
+
+
+def _unique(folder: Path, name: str, *, with_error: bool = False) -> Path:
+    """``folder/name``, or ``folder/<stem>-N<suffix>`` if that exists.
+
+    With ``with_error`` the name's ``.error.txt`` must be free too (a note is never overwritten).
+    """
     target = folder / name
     stem, suffix = Path(name).stem, Path(name).suffix
     for n in range(2, 10_000):
-        if not target.exists():
+        if not target.exists() and not (with_error and _error_path(target).exists()):
             return target
         target = folder / f"{stem}-{n}{suffix}"
     raise FileExistsError(f"too many files named like {name} in {folder}")
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a new file ``path`` through a hidden temp file and a no-clobber link.
+
+    Raises:
+        FileExistsError: ``path`` appeared meanwhile (it is left as it is).
+        OSError: the disk is full or the folder unwritable (no temp file is left behind).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class Mailbox:
@@ -114,13 +144,30 @@ class Mailbox:
     def _reject(self, path: Path, code: str, message: str, job_id: str = "") -> None:
         """Move ``path`` to ``failed/`` with ``<name>.error.txt`` beside it."""
         try:
-            dest = _unique(self.failed, path.name)
-            os.replace(path, dest)
-            self._write_error(dest, code, message, job_id)
+            self._move_to_failed(path, code, message, job_id)
         except OSError as exc:  # stays in the inbox; tried again at the next poll
             log.warning("could not move %s to inbox/failed: %s", path.name, exc)
             return
         log.warning("inbox %s rejected: %s: %s", path.name, code, message)
+
+    def _move_to_failed(self, path: Path, code: str, message: str, job_id: str) -> Path:
+        """Write ``<name>.error.txt`` in ``failed/`` in full, then move ``path`` beside it.
+
+        A DAW script that sees the request in ``failed/`` (or its ``.error.txt``) can read the whole
+        error at once. If the move fails, the note is removed again and the request stays put.
+
+        Raises:
+            OSError: the note could not be written or the request not moved.
+        """
+        dest = _unique(self.failed, path.name, with_error=True)  # only this thread writes into failed/
+        err = _error_path(dest)
+        _write_text_atomic(err, f"code: {code}\njob_id: {job_id}\nmessage: {message}\n")
+        try:
+            os.replace(path, dest)
+        except OSError:
+            err.unlink(missing_ok=True)
+            raise
+        return dest
 
     def _read_and_dispatch(self, path: Path, given_id: str | None, source: str) -> Outcome:
         origin = Origin(source=source, reply=None, trusted=True)
@@ -154,11 +201,6 @@ class Mailbox:
             return self._service.variation(job_id, origin, new_job_id=given_id)
         return Outcome(False, job_id, "schema", f'unknown action {action!r}; use "cancel" or "variation"')
 
-    def _write_error(self, dest: Path, code: str, message: str, job_id: str) -> None:
-        text = f"code: {code}\njob_id: {job_id}\nmessage: {message}\n"
-        err = dest.with_name(dest.name[: -len(".json")] + ".error.txt")
-        err.write_text(text, encoding="utf-8")
-
     def job_finished(self, job: Job) -> None:
         """Move a failed/cancelled mailbox job's file from ``done/`` to ``failed/`` with its error."""
         prefix = "inbox/done/"
@@ -167,9 +209,7 @@ class Mailbox:
         path = self.done / job.source[len(prefix):]
         if not path.is_file():
             return
-        dest = _unique(self.failed, path.name)
         try:
-            os.replace(path, dest)
-            self._write_error(dest, job.error_code or job.state, job.error_message or "", job.job_id)
+            self._move_to_failed(path, job.error_code or job.state, job.error_message or "", job.job_id)
         except OSError as exc:
             log.warning("could not move %s to inbox/failed: %s", path.name, exc)

@@ -34,6 +34,7 @@ from pythonosc.parsing.osc_types import BuildError
 
 from bridge.server.loglimit import LogLimiter
 from bridge.server.replies import PREFIX, Origin, OscArg
+from bridge.server.threads import join_thread
 
 log = logging.getLogger(__name__)
 
@@ -188,10 +189,9 @@ class OscTransport:
         log.info("OSC listening on %s:%d", self.host, self.port)
 
     def stop(self) -> None:
-        """Stop receiving (replies can still be sent until :meth:`close`)."""
+        """Stop receiving (replies can still be sent until :meth:`close`); returns once the thread has ended."""
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
+        join_thread(self._thread, "OSC receive")
 
     def close(self) -> None:
         """Stop receiving and close the socket; logs how many datagrams came and how many were malformed."""

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from bridge.server.status import read_status
 from tests.bridge.server_helpers import RUNNER, OscClient, make_project, tiny_request, wait_for
 
@@ -77,3 +79,35 @@ def test_sigkill_during_a_job_then_restart_runs_it_again(tmp_path: Path) -> None
         except subprocess.TimeoutExpired:
             server.kill()
     assert server.returncode == 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_job_tells_the_client_and_the_console_shows_job_events(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "song")
+    port = _free_port()
+    server = _start(project, port)  # no -v: the console still shows one line per job event
+    client = OscClient(port)
+    try:
+        assert server.stdout is not None and "serving" in server.stdout.readline()
+        first = client.generate(tiny_request(project))
+        assert client.until_final(first)[0] == "/stembridge/done"
+        job = client.generate(tiny_request(project, prompt="slow 100", seed=11))
+        client.expect("/stembridge/progress", job_id=job)
+        server.send_signal(signal.SIGINT)
+        args = client.expect("/stembridge/error", job_id=job, timeout=10)
+        assert args == [job, "interrupted",
+                        "the bridge was stopped during this job: re-queued, runs again when the bridge restarts"]
+        _, stderr = server.communicate(timeout=15)
+    finally:
+        client.close()
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert server.returncode == 0
+    assert f"job {first} accepted from osc (model arranger)" in stderr
+    assert f"job {first} done: " in stderr
+    assert f"job {job} started" in stderr
+    assert f"job {job} interrupted: re-queued, runs again when the bridge restarts" in stderr
+    assert "worker process" not in stderr  # other INFO lines stay off the console without -v
+    log = (project / "stembridge" / "stembridge.log").read_text()
+    assert f"job {job} interrupted" in log

@@ -27,6 +27,9 @@ class _Recorder:
     def job_progress(self, job: Job, fraction: float, message: str) -> None:
         pass
 
+    def job_interrupted(self, job: Job) -> None:
+        pass
+
     def job_finished(self, job: Job) -> None:
         self.finished.append(job)
         if len(self.finished) == 2:

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bridge.app import BridgeServer, ServerConfig
+from bridge.job.layout import ProjectLayout
+from bridge.server.queue import JobQueue
+from bridge.server.service import Outcome
 from bridge.server.status import read_status
+from bridge.transports import mailbox as mailbox_module
+from bridge.transports.mailbox import Mailbox
 from tests.bridge.server_helpers import RUNNER, make_project, tiny_request, wait_for
 
 
@@ -126,3 +133,68 @@ def test_json_that_is_not_an_object_is_a_schema_error_not_an_internal_one(server
     for name in ("list", "null", "number"):
         note = (failed / f"{name}.error.txt").read_text()
         assert "code: schema" in note and "must be a JSON object" in note
+
+
+class _Rejecting:
+    """A job service that refuses every request (the mailbox only needs ``generate``)."""
+
+    def generate(self, obj: object, origin: object, *, job_id: str | None = None) -> Outcome:
+        return Outcome(False, "", "schema", "a reason long enough to be read half-written " * 20)
+
+
+def test_the_error_text_is_complete_before_the_request_appears_in_failed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    layout = ProjectLayout(make_project(tmp_path / "song")).ensure()
+    mailbox = Mailbox(layout, _Rejecting())  # type: ignore[arg-type]
+    seen: list[str] = []
+    real_replace = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        dst = Path(dst)
+        if dst.parent == mailbox.failed and dst.suffix == ".json":  # what a DAW script sees at this moment
+            err = dst.with_name(dst.stem + ".error.txt")
+            seen.append(err.read_text(encoding="utf-8") if err.exists() else "")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(mailbox_module.os, "replace", replace)
+    drop(layout.inbox, "bad.json", {"version": 1, "nope": True})
+    assert mailbox.poll_once() == 1
+    assert (mailbox.failed / "bad.json").is_file()
+    text = (mailbox.failed / "bad.error.txt").read_text(encoding="utf-8")
+    assert text.startswith("code: schema\n") and text.endswith("\n") and "half-written" in text
+    assert seen == [text]  # written in full before the move, not after it
+    assert sorted(p.name for p in mailbox.failed.iterdir()) == ["bad.error.txt", "bad.json"]  # no temp file left
+
+
+def test_a_failed_job_moves_on_to_failed_with_its_error_already_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    layout = ProjectLayout(make_project(tmp_path / "song")).ensure()
+    mailbox = Mailbox(layout, _Rejecting())  # type: ignore[arg-type]
+    mailbox.done.mkdir(parents=True, exist_ok=True)
+    (mailbox.done / "take.json").write_text("{}", encoding="utf-8")
+    (mailbox.failed / "take.error.txt").parent.mkdir(parents=True, exist_ok=True)
+    (mailbox.failed / "take.error.txt").write_text("an older note nobody moved\n", encoding="utf-8")
+    queue = JobQueue(layout.queue_db)
+    queue.enqueue("20260101-000000-aaaaaa", {"version": 1}, source="inbox/done/take.json")
+    queue.finish("20260101-000000-aaaaaa", "failed", error_code="internal", error_message="out of memory")
+    job = queue.get("20260101-000000-aaaaaa")
+    queue.close()
+    assert job is not None
+    seen: list[str] = []
+    real_replace = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        dst = Path(dst)
+        if dst.parent == mailbox.failed and dst.suffix == ".json":
+            err = dst.with_name(dst.stem + ".error.txt")
+            seen.append(err.read_text(encoding="utf-8") if err.exists() else "")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(mailbox_module.os, "replace", replace)
+    mailbox.job_finished(job)
+    assert seen == ["code: internal\njob_id: 20260101-000000-aaaaaa\nmessage: out of memory\n"]
+    # the older note keeps its name and its text: the request moves in beside a fresh name
+    assert (mailbox.failed / "take.error.txt").read_text() == "an older note nobody moved\n"
+    assert (mailbox.failed / "take-2.json").is_file()
+    assert (mailbox.failed / "take-2.error.txt").read_text() == (
+        "code: internal\njob_id: 20260101-000000-aaaaaa\nmessage: out of memory\n")
