@@ -177,11 +177,12 @@ def _publish(
     staging: Path,
     results: list[_Section],
     seed: int,
-) -> tuple[list[Placement], dict[str, str]]:
+) -> tuple[list[Placement], dict[str, str], dict[str, Audio]]:
     """Write stems, MIDI, RPP and the request as run (with ``seed``) into ``staging``.
 
     Returns:
-        The placements and the export paths.
+        The placements, the export paths, and each stem file's audio by file name (what was
+        written, kept so the session report need not read the files back).
     """
     rel = f"stembridge/renders/{job_id}"
     placements: list[Placement] = []
@@ -189,12 +190,14 @@ def _publish(
     programs: dict[str, int] = {}
     rpp_items: list[RppItem] = []
     daw_clips: list[AudioClip] = []
+    written: dict[str, Audio] = {}
     for entry in results:
         sec = entry.cond.section
         by_stem: dict[str, list[tuple[str, str]]] = {}
         for take, gen in entry.generations:
             for p in write_section_stems(gen, sec, take, staging, rel, request.tempo_map, request.sample_rate):
                 placements.append(p)
+                written[Path(p.file).name] = gen.stems[p.stem]
                 by_stem.setdefault(p.stem, []).append((f"{sec.name} take {take}", Path(p.file).name))
                 daw_clips.append(AudioClip(track_name(p.stem), sec, staging / Path(p.file).name,
                                            f"{sec.name} take {take}", active=take == entry.generations[-1][0]))
@@ -218,7 +221,7 @@ def _publish(
     exports["dawproject"] = f"{rel}/arrangement.dawproject"
     write_json_atomic(staging / "request.json", {**request.raw, "seed": seed})
     exports["request"] = f"{rel}/request.json"
-    return placements, exports
+    return placements, exports, written
 
 
 def run_request(
@@ -291,10 +294,11 @@ def run_request(
         results, base_jobs = _generate_sections(request, layout, generator, conds, prog, cancel, seed)
         prog.report(0.92, "writing stems")
         created = make_dirs(staging)
-        placements, exports = _publish(request, layout, job_id, staging, results, seed)
+        placements, exports, written = _publish(request, layout, job_id, staging, results, seed)
         prog.report(0.95, "drawing the session report")
         key = results[0].cond.key.name if results and results[0].cond.key else None
-        report_problem = write_job_report(request, job_id, material, placements, staging, key=key)
+        report_problem = write_job_report(request, job_id, material, placements, staging, key=key, seed=seed,
+                                          audio=written)
         if report_problem is None:
             exports["report"] = f"stembridge/renders/{job_id}/report.html"
         cancel.check()
@@ -310,7 +314,7 @@ def run_request(
         seed=seed,
         sample_rate=request.sample_rate,
         tempo_map=tuple(request.tempo_map.to_json()),
-        key=results[0].cond.key.name if results and results[0].cond.key else None,
+        key=key,
         sections=tuple(SectionRecord.of(s) for s in request.sections),
         placements=tuple(placements),
         exports=exports,

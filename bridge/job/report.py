@@ -24,7 +24,7 @@ from bridge.export.report import (
     write_report,
 )
 from bridge.job.layout import ProjectLayout
-from bridge.job.manifest import Placement
+from bridge.job.manifest import Manifest, Placement
 from bridge.job.material import Material, load_material
 from bridge.job.request import Request, RequestError, parse_request
 from conditioning.timeline import Section
@@ -65,6 +65,7 @@ def report_data(
     folder: Path,
     *,
     key: str | None,
+    seed: int | None,
     audio: Mapping[str, Any] | None = None,
 ) -> ReportData:
     """Everything the report shows for one job.
@@ -76,6 +77,7 @@ def report_data(
         placements: the placed stems (files relative to the project).
         folder: the job's render folder (staging or published: stem files are read from it).
         key: the song key's name or None.
+        seed: the seed the job ran with (a request without one draws it at run time).
         audio: file name -> :class:`~conditioning.types.Audio` already in memory (read from
             ``folder`` where missing).
     """
@@ -100,7 +102,7 @@ def report_data(
     links.append(("the job's manifest", f"../../outbox/{job_id}.json"))
     return ReportData(
         title=request.project_dir.name, job_id=job_id, tempo_map=request.tempo_map, sections=request.sections,
-        model=request.model, seed=request.seed, key=key, chords=material.chords, drums=material.drums,
+        model=request.model, seed=seed, key=key, chords=material.chords, drums=material.drums,
         melody=material.melody, hum=hum, stems=tuple(stems), links=tuple(links), notes=tuple(notes),
     )
 
@@ -113,6 +115,7 @@ def write_job_report(
     folder: Path,
     *,
     key: str | None,
+    seed: int | None,
     audio: Mapping[str, Any] | None = None,
 ) -> str | None:
     """Write ``folder/report.html``; returns None, or why the report could not be written.
@@ -120,7 +123,7 @@ def write_job_report(
     Never raises for a drawing failure: the stems matter more than their pictures.
     """
     try:
-        data = report_data(request, job_id, material, placements, folder, key=key, audio=audio)
+        data = report_data(request, job_id, material, placements, folder, key=key, seed=seed, audio=audio)
         write_report(folder, data)
         return None
     # a broad catch on purpose: whatever breaks in plotting, the job's stems must still be
@@ -128,10 +131,6 @@ def write_job_report(
     except Exception as exc:
         log.exception("job %s: the session report could not be written", job_id)
         return f"session report not written: {type(exc).__name__}: {exc}"
-
-
-def _placements_from_manifest(manifest: Mapping[str, Any]) -> list[Placement]:
-    return [Placement.from_json(p) for p in manifest.get("placements", [])]
 
 
 def report_for_job(project_dir: Path, job_id: str) -> Path:
@@ -152,9 +151,9 @@ def report_for_job(project_dir: Path, job_id: str) -> Path:
             "check the job id (the manifest's file name in stembridge/outbox) and --project-dir",
         )
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        record = Manifest.from_json(json.loads(manifest_path.read_text(encoding="utf-8")))
         raw = json.loads((folder / "request.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
         raise RequestError("input", f"job {job_id}: cannot read its manifest or request.json ({exc})") from None
     if isinstance(raw.get("project"), dict):
         raw["project"]["dir"] = str(project_dir.resolve())  # the project may have moved since
@@ -165,8 +164,8 @@ def report_for_job(project_dir: Path, job_id: str) -> Path:
     except RequestError as exc:
         material = Material()
         notes.append(f"the job's material could not be read again: {exc}")
-    data = report_data(request, job_id, material, _placements_from_manifest(manifest), folder,
-                       key=manifest.get("key"))
+    data = report_data(request, job_id, material, list(record.placements), folder, key=record.key,
+                       seed=record.seed)
     if notes:
         data = replace(data, notes=tuple(data.notes) + tuple(notes))
     return write_report(folder, data, free_report_name(folder))

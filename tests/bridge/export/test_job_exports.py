@@ -136,3 +136,23 @@ def test_a_section_name_files_and_xml_reject_still_gives_valid_exports(project: 
     assert marker.get("name") == 'Ch/or\\us: "*?<>|" \ufffd\x7f & </Marker>'
     html = (project / m["exports"]["report"]).read_text(encoding="utf-8")
     assert "&lt;/Marker&gt;" in html and "\x01" not in html
+
+
+def test_the_report_shows_the_seed_a_seedless_job_drew_and_reads_no_stem_back(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import conditioning.io.audio as audio_io
+
+    read_back: list[str] = []
+    real_read = audio_io.read_audio
+
+    def spy(path: object) -> Audio:
+        read_back.append(Path(str(path)).name)
+        return real_read(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(audio_io, "read_audio", spy)
+    request = base_request(project)
+    del request["seed"]
+    m = run_request(parse_request(request)).manifest
+    html = (project / m["exports"]["report"]).read_text(encoding="utf-8")
+    assert f"seed {m['seed']}" in html
+    assert not [name for name in read_back if name.endswith(".wav") and "_take" in name]
