@@ -50,6 +50,7 @@ import torch
 
 from models.musicgen.configs import build_random_model
 from models.musicgen.fast_decode import FastMusicGenDecoder
+from models.musicgen.loading import codec_hop
 from models.musicgen.token_picking import PickOptions
 from models.musicgen.tokenizer import VOCAB_SIZE, build_debug_tokenizer
 
@@ -128,13 +129,7 @@ def bench(size: str, *, melody: bool, device: str, dtype: torch.dtype, seconds: 
         chroma = torch.zeros(1, 235, 12, device=device, dtype=dtype)
         chroma[:, :, 0] = 1
     extra = {"input_features": chroma} if chroma is not None else {}
-    codec = model.config.audio_encoder
-    hop = 1
-    for r in codec.upsampling_ratios:
-        hop *= int(r)
-    frame_rate = codec.sampling_rate / hop
-    steps = int(seconds * frame_rate) + model.config.decoder.num_codebooks - 1
-    audio_s = (steps - model.config.decoder.num_codebooks + 1) / frame_rate
+    steps, audio_s = _schedule(model, seconds)
     fast = FastMusicGenDecoder(model, mode=mode)
     options = PickOptions(guidance_scale=3.0, top_k=250)
 
@@ -161,6 +156,14 @@ def bench(size: str, *, melody: bool, device: str, dtype: torch.dtype, seconds: 
     return result
 
 
+def _schedule(model: Any, seconds: float) -> tuple[int, float]:
+    """Decode steps for ``seconds`` of audio (delay pattern included) and the audio they make, s."""
+    frame_rate = model.config.audio_encoder.sampling_rate / codec_hop(model)
+    codebooks = model.config.decoder.num_codebooks
+    steps = int(seconds * frame_rate) + codebooks - 1
+    return steps, (steps - codebooks + 1) / frame_rate
+
+
 def bench_variations(size: str, count: int, *, device: str, dtype: torch.dtype, seconds: float, repeats: int,
                      mode: str | None) -> dict[str, Any]:
     """``count`` takes of one text on the fast decoder: one after another, then as one batch."""
@@ -169,13 +172,7 @@ def bench_variations(size: str, count: int, *, device: str, dtype: torch.dtype, 
     tok = build_debug_tokenizer()
     one = {k: v.to(device) for k, v in tok([PROMPT], return_tensors="pt").items()}
     many = {k: v.to(device) for k, v in tok([PROMPT] * count, return_tensors="pt").items()}
-    codec = model.config.audio_encoder
-    hop = 1
-    for r in codec.upsampling_ratios:
-        hop *= int(r)
-    frame_rate = codec.sampling_rate / hop
-    steps = int(seconds * frame_rate) + model.config.decoder.num_codebooks - 1
-    audio_s = (steps - model.config.decoder.num_codebooks + 1) / frame_rate
+    steps, audio_s = _schedule(model, seconds)
     fast = FastMusicGenDecoder(model, mode=mode)
     options = PickOptions(guidance_scale=3.0, top_k=250)
 

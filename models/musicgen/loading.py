@@ -157,12 +157,18 @@ def pick_dtype(device: str, dtype: str | None = None) -> Any:
     return torch.float32
 
 
+def codec_hop(model: Any) -> int:
+    """Audio samples per codec frame of a MusicGen model (640 for the 32 kHz EnCodec: 50 frames/s)."""
+    hop = 1
+    for r in model.config.audio_encoder.upsampling_ratios:
+        hop *= int(r)
+    return hop
+
+
 def _wrap(model: Any, tokenizer: Any, device: str, source: str) -> LoadedMusicGen:
     melody = hasattr(model.config, "num_chroma")
     codec = model.config.audio_encoder
-    hop = 1
-    for r in codec.upsampling_ratios:
-        hop *= int(r)
+    hop = codec_hop(model)
     return LoadedMusicGen(
         model=model.eval(), tokenizer=tokenizer, melody=melody, sample_rate=int(codec.sampling_rate),
         frame_rate=codec.sampling_rate / hop, hop=hop, chroma_rate=codec.sampling_rate / CHROMA_HOP,
