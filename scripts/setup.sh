@@ -2,7 +2,8 @@
 # Set up what stembridge needs on a Debian/Ubuntu machine, from scratch; safe to re-run.
 #   scripts/setup.sh            the light core: arranger + melody (no torch, transformers, demucs)
 #   scripts/setup.sh --neural   adds the neural stack (torch CPU build, transformers, demucs)
-#   scripts/setup.sh --dev      adds the test tools (pytest, ruff, mypy, import-linter)
+#   scripts/setup.sh --worker   adds the remote generation worker's web stack (starlette, uvicorn, Ray Serve)
+#   scripts/setup.sh --dev      adds the test tools (pytest, ruff, mypy, import-linter) and the worker's stack
 #   - Debian packages: FluidSynth (rendering), liblo-tools (OSC test peer), lua5.4 (REAPER script tests);
 #     with --dev also chromium (the session-report test renders report.html headless)
 #   - a virtual environment in .venv with stembridge and the chosen extras
@@ -15,9 +16,10 @@ extras=(melody)
 for arg in "$@"; do
     case "$arg" in
         --neural) extras+=(neural) ;;
+        --worker) extras+=(worker ray) ;;
         --dev) extras+=(dev) ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
-        *) echo "setup.sh: unknown option $arg; use --neural and/or --dev" >&2; exit 2 ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        *) echo "setup.sh: unknown option $arg; use --neural, --worker and/or --dev" >&2; exit 2 ;;
     esac
 done
 

@@ -15,12 +15,21 @@ import secrets
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from bridge.export.dawproject import AudioClip, write_dawproject
 from bridge.export.midi import write_arrangement_midi
 from bridge.export.rpp import RppItem, write_rpp
+from bridge.job.generation import (
+    GenerationOutcome,
+    GenerationStage,
+    StagedProgress,
+    conditioning_for,
+    resolve_bases,
+    run_generation,
+)
 from bridge.job.layout import (
     ProjectLayout,
     make_dirs,
@@ -29,22 +38,13 @@ from bridge.job.layout import (
     write_json_atomic,
 )
 from bridge.job.manifest import Manifest, Placement, SectionRecord, track_name
-from bridge.job.material import load_material
-from bridge.job.placement import mix, write_section_stems
+from bridge.job.placement import write_section_stems
 from bridge.job.report import write_job_report
 from bridge.job.request import MAX_SEED, MAX_VARIATIONS, Request, RequestError
-from bridge.job.takes import find_base_manifest, load_base_generation
-from conditioning.build import build_conditioning
-from conditioning.timeline import Section
 from conditioning.types import Audio, Note, SectionConditioning
-from models.base import CancelToken, Generation, Generator
-from models.registry import build_generator
+from models.base import CancelToken, Generation
 
 log = logging.getLogger(__name__)
-
-#: Seconds of the previous section's mix handed to the next one for continuity.
-CONTEXT_SECONDS = 10.0
-
 
 @dataclass(frozen=True)
 class JobResult:
@@ -63,41 +63,9 @@ class JobResult:
     manifest: dict[str, Any]
 
 
-class _Progress:
-    """Maps per-step progress into one overall fraction and forwards it."""
-
-    def __init__(self, sink: Callable[[float, str], None] | None) -> None:
-        self._sink = sink
-        self.done = 0.0
-
-    def report(self, fraction: float, message: str) -> None:
-        if self._sink is not None:
-            self._sink(max(0.0, min(1.0, fraction)), message)
-
-    def stage(self, start: float, width: float) -> Callable[[float, str], None]:
-        return lambda f, msg: self.report(start + width * max(0.0, min(1.0, f)), msg)
-
-
-def _tail(audio: Audio | None, seconds: float) -> Audio | None:
-    if audio is None:
-        return None
-    n = int(seconds * audio.sample_rate)
-    return Audio(audio.samples[:, -n:], audio.sample_rate)
-
-
-def _previous_take_mix(layout: ProjectLayout, previous: Section, sample_rate: int) -> Audio | None:
-    """The mix of the newest take of the section before a regenerated one, if there is one."""
-    try:
-        manifest = find_base_manifest(layout, previous, None)
-        return mix(load_base_generation(layout, manifest, previous, sample_rate))
-    except RequestError as exc:
-        log.info("no earlier take of %r to continue from: %s", previous.name, exc)
-        return None
-
-
 @dataclass
 class _Section:
-    """One section's result in this job."""
+    """One section's result in this job: its conditioning and (take number, generation) pairs."""
 
     cond: SectionConditioning
     generations: list[tuple[int, Generation]]
@@ -108,66 +76,17 @@ def new_seed() -> int:
     return secrets.randbelow(MAX_SEED - MAX_VARIATIONS + 1)
 
 
-def _generate_sections(
-    request: Request,
-    layout: ProjectLayout,
-    generator: Generator,
-    conds: list[SectionConditioning],
-    progress: _Progress,
-    cancel: CancelToken,
-    seed: int,
-) -> tuple[list[_Section], dict[str, str]]:
-    """Generate (or regenerate) each section; returns results and base jobs by section name.
-
-    Variation ``v`` (0-based) of every section uses ``seed + v``; a section's variations are
-    one :meth:`~models.base.Generator.generate_variations` call, all continuing from the
-    previous section's first take.
-    """
-    wanted = {s.name for s in request.sections_to_generate()}
-    todo = [c for c in conds if c.section.name in wanted]
-    total = len(todo) * request.variations
+def _numbered(layout: ProjectLayout, request: Request, outcome: GenerationOutcome) -> list[_Section]:
+    """Pair each generated section with its conditioning and give its takes their numbers here."""
+    conds = {c.section.name: c for c in conditioning_for(request, outcome.material)}
     results: list[_Section] = []
-    base_jobs: dict[str, str] = {}
-    previous_mix: Audio | None = None
-    step = 0
-    for cond in todo:
-        sec = cond.section
-        first_take = layout.next_take(sec.slug)
-        entry = _Section(cond, [])
-        base: Generation | None = None
-        if request.range_beats is not None:
-            manifest = find_base_manifest(layout, sec, request.base_job)
-            base_jobs[sec.name] = manifest.job_id
-            base = load_base_generation(layout, manifest, sec, request.sample_rate)
-            if previous_mix is None and cond.previous is not None:
-                previous_mix = _previous_take_mix(layout, cond.previous, request.sample_rate)
-        # every take of the section in one call: a backend may make them together (MusicGen: one batch)
-        cancel.check()
-        seeds = [seed + v for v in range(request.variations)]
-        many = len(seeds) > 1
-        on_progress = progress.stage(0.1 + 0.8 * step / total, 0.8 * len(seeds) / total)
-        label = f"{sec.name}" + (f" (takes {first_take}-{first_take + len(seeds) - 1})" if many else "")
-        on_progress(0.0, f"{label}: generating with {generator.name}")
-        previous = _tail(previous_mix, CONTEXT_SECONDS)
-        if base is not None and request.range_beats is not None:
-            lo = max(request.range_beats[0], sec.start_beat)
-            hi = min(request.range_beats[1], sec.end_beat)
-            gens = generator.regenerate_variations(
-                cond, base=base, start_beat=lo, end_beat=hi, seeds=seeds, progress=on_progress, cancel=cancel,
-                previous_audio=previous,
-            ) if many else [generator.regenerate(
-                cond, base=base, start_beat=lo, end_beat=hi, seed=seed, progress=on_progress, cancel=cancel,
-                previous_audio=previous,
-            )]
-        else:
-            gens = generator.generate_variations(
-                cond, seeds=seeds, progress=on_progress, cancel=cancel, previous_audio=previous
-            ) if many else [generator.generate(cond, seed=seed, progress=on_progress, cancel=cancel, previous_audio=previous)]
-        entry.generations.extend((first_take + v, gen) for v, gen in enumerate(gens))
-        step += len(seeds)
-        previous_mix = mix(entry.generations[0][1])
-        results.append(entry)
-    return results, base_jobs
+    for entry in outcome.sections:
+        cond = conds.get(entry.name)
+        if cond is None or not entry.generations:
+            raise RuntimeError(f"the generator returned no usable takes for section {entry.name!r}")
+        first_take = layout.next_take(cond.section.slug)
+        results.append(_Section(cond, [(first_take + v, g) for v, g in enumerate(entry.generations)]))
+    return results
 
 
 def _publish(
@@ -231,6 +150,7 @@ def run_request(
     progress: Callable[[float, str], None] | None = None,
     cancel: CancelToken | None = None,
     model_options: Mapping[str, Any] | None = None,
+    stage: GenerationStage | None = None,
 ) -> JobResult:
     """Run ``request`` and write its stems, exports and manifest into the project.
 
@@ -242,6 +162,8 @@ def run_request(
         progress: called with (overall fraction 0-1, message).
         cancel: checked between steps.
         model_options: extra keyword options for the generator (e.g. ``model_path``).
+        stage: runs the generation stage (default :func:`~bridge.job.generation.run_generation`
+            here, with ``model_options``); a remote worker's client is another.
 
     Returns:
         The job id, the manifest path and the manifest.
@@ -269,35 +191,24 @@ def run_request(
     if request.seed is None:
         log.info("job %s: no seed given; this take uses seed %d", job_id, seed)
     cancel = cancel or CancelToken()
-    prog = _Progress(progress)
-    prog.report(0.0, "reading your material")
-    material = load_material(request)
+    prog = StagedProgress(progress)
+    bases = resolve_bases(request, layout)  # the takes a range regenerates: read before any work
+    stage = stage or partial(run_generation, model_options=model_options)
+    outcome = stage(request, seed=seed, bases=bases, progress=prog, cancel=cancel)
     cancel.check()
-    prog.report(0.05, f"loading model {request.model}")
-    generator = build_generator(request.model, **dict(model_options or {}))
-    conds = build_conditioning(
-        sections=request.sections,
-        tempo_map=request.tempo_map,
-        sample_rate=request.sample_rate,
-        stems=request.stems,
-        prompt=request.prompt,
-        section_prompts=request.section_prompts,
-        chords=material.chords,
-        drums=material.drums,
-        melody=material.melody,
-    )
+    results = _numbered(layout, request, outcome)
+    base_jobs = {name: b.job_id for name, b in bases.takes.items()}
     staging = layout.renders / f"{job_id}.partial"
     if staging.exists():  # left by a killed run of this same job: never published, safe to drop
         shutil.rmtree(staging)
     created: list[Path] = []
     try:
-        results, base_jobs = _generate_sections(request, layout, generator, conds, prog, cancel, seed)
         prog.report(0.92, "writing stems")
         created = make_dirs(staging)
         placements, exports, written = _publish(request, layout, job_id, staging, results, seed)
         prog.report(0.95, "drawing the session report")
         key = results[0].cond.key.name if results and results[0].cond.key else None
-        report_problem = write_job_report(request, job_id, material, placements, staging, key=key, seed=seed,
+        report_problem = write_job_report(request, job_id, outcome.material, placements, staging, key=key, seed=seed,
                                           audio=written)
         if report_problem is None:
             exports["report"] = f"stembridge/renders/{job_id}/report.html"

@@ -72,7 +72,8 @@ def _die_with_parent() -> None:
         log.debug("parent-death signal not available here")
 
 
-def _error_code(exc: BaseException) -> str:
+def error_code(exc: BaseException) -> str:
+    """The stable error code for what a job raised (its own ``code`` when it carries one)."""
     code = getattr(exc, "code", None)
     if isinstance(code, str) and code:
         return code
@@ -175,7 +176,7 @@ def _child_main(
         # The worker boundary: every failure becomes an error event with its type and message
         # (and the traceback in the log), so nothing is hidden and the worker keeps serving.
         except Exception as exc:
-            code = _error_code(exc)
+            code = error_code(exc)
             if code not in ("cancelled", "model_unavailable") and getattr(exc, "code", None) is None:
                 log.exception("job %s failed", job_id)
             message = str(exc) or type(exc).__name__

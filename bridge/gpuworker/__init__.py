@@ -1,0 +1,1 @@
+"""The GPU worker service (``stembridge worker``): runs the generation stage for bridges elsewhere."""
