@@ -23,6 +23,8 @@ from types import FrameType
 from typing import Any
 
 from bridge.job.layout import ProjectLayout
+from bridge.remote.client import WorkerSettings
+from bridge.remote.runner import REMOTE_RUNNER
 from bridge.server.auth import TokenAuth
 from bridge.server.controller import ControllerActions
 from bridge.server.events import Housekeeper, JobEvents, sweep_leftovers
@@ -73,6 +75,8 @@ class ServerConfig:
         cancel_grace_s: seconds a running job gets to stop after a cancel before it is killed.
         heartbeat_s: seconds between repeated progress reports of a running job.
         log_to_file: also log to ``<project>/stembridge/stembridge.log``.
+        worker: a remote generation worker to run jobs on (``--worker URL``), or None for
+            this machine's generator process.
     """
 
     project_dir: Path
@@ -91,6 +95,12 @@ class ServerConfig:
     cancel_grace_s: float = 1.0
     heartbeat_s: float = 1.0
     log_to_file: bool = True
+    worker: WorkerSettings | None = None
+
+    @property
+    def worker_label(self) -> str:
+        """Where jobs run, as status shows it: ``"local"`` or the worker's URL (no token)."""
+        return "local" if self.worker is None else self.worker.label
 
 
 class BridgeServer:
@@ -105,6 +115,11 @@ class BridgeServer:
     def __init__(self, config: ServerConfig) -> None:
         if config.allow_remote and not config.token:
             raise ValueError("--allow-remote needs --token (or STEMBRIDGE_TOKEN) so strangers cannot send jobs")
+        if config.worker is not None and config.model_options:
+            raise ValueError(
+                "model options (" + ", ".join(sorted(config.model_options)) + ") belong to the worker when jobs run "
+                "on one: pass them to `stembridge worker` on the GPU machine"
+            )
         project = config.project_dir.resolve()
         if not project.is_dir():
             raise ValueError(f"project folder {str(config.project_dir)!r} does not exist; save the DAW project first")
@@ -132,6 +147,7 @@ class BridgeServer:
             self.scheduler = Scheduler(
                 self.queue, self.layout, self.events, worker_factory=self._new_worker,
                 cancel_grace_s=config.cancel_grace_s, heartbeat_s=config.heartbeat_s,
+                worker_label=config.worker_label,
             )
             self.service = JobService(project, self.queue, self.scheduler, replier, self.status.snapshot, auth=auth,
                                       accepted=self.events.job_accepted)
@@ -214,8 +230,11 @@ class BridgeServer:
         return self.scheduler.running()
 
     def _new_worker(self) -> WorkerProcess:
+        runner, options = self.config.runner, self.config.model_options
+        if self.config.worker is not None:  # generation happens on the remote worker
+            runner, options = REMOTE_RUNNER, {"worker": self.config.worker.to_options()}
         return WorkerProcess(
-            self.config.runner, model_options=self.config.model_options,
+            runner, model_options=options,
             log_file=self.layout.log_file if self.config.log_to_file else None,
         )
 

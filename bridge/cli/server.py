@@ -18,8 +18,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bridge.job.layout import ProjectLayout, is_job_id
+
+if TYPE_CHECKING:
+    from bridge.remote.client import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +42,46 @@ def _project(args: argparse.Namespace) -> Path:
     return Path(args.project_dir).expanduser().resolve()
 
 
+def _worker_settings(args: argparse.Namespace) -> WorkerSettings | None:
+    """The remote worker ``--worker URL`` names (token from the file or STEMBRIDGE_WORKER_TOKEN), or None.
+
+    Raises:
+        ValueError: a malformed URL, or no readable token (the message says how to fix it).
+    """
+    from bridge.remote.client import WorkerSettings
+
+    if not args.worker:
+        if args.worker_token_file:
+            raise ValueError("--worker-token-file needs --worker URL")
+        return None
+    token = os.environ.get("STEMBRIDGE_WORKER_TOKEN", "")
+    if args.worker_token_file:
+        path = Path(args.worker_token_file).expanduser()
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read the worker token file {str(path)!r} ({exc}); copy the worker's token "
+                             "file to this machine and pass its path") from None
+    return WorkerSettings(url=args.worker, token=token, wait_s=args.worker_wait_s)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """``stembridge serve``: run the bridge until Ctrl-C."""
     from bridge.app import ServerBusyError, ServerConfig, serve
     from bridge.transports.osc import PortBusyError
 
     token = args.token or os.environ.get("STEMBRIDGE_TOKEN") or None
+    try:
+        worker = _worker_settings(args)
+    except ValueError as exc:
+        _err(f"stembridge: {exc}")
+        return 2
     config = ServerConfig(
         project_dir=_project(args), host=args.host, osc_port=args.osc_port, reply_port=args.reply_port,
         allow_remote=args.allow_remote, token=token, max_queue=args.max_queue,
         midi_map=Path(args.midi_map).resolve() if args.midi_map else None,
         model_options={"decoder": args.decoder} if args.decoder else {},
+        worker=worker,
     )
     if args.runner:
         config.runner = args.runner
@@ -75,13 +108,15 @@ def _format_status(status: dict[str, object], *, bridge_running: bool) -> list[s
     queued = status.get("queued") or []
     finished = status.get("finished") or []
     for r in running:  # type: ignore[attr-defined]
-        lines.append(f"running   {r['job_id']}  {100 * float(r['progress']):5.1f}%  {r['message']}")
+        where = f"  on {r['worker']}" if r.get("worker") else ""
+        lines.append(f"running   {r['job_id']}  {100 * float(r['progress']):5.1f}%  {r['message']}{where}")
     for q in queued:  # type: ignore[attr-defined]
         note = "  (interrupted, runs again)" if q.get("interrupted") else ""
         lines.append(f"queued    {q['job_id']}  {q.get('model', '')}  from {q.get('source', '')}{note}")
     for f in finished:  # type: ignore[attr-defined]
         detail = f["manifest"] if f["status"] == "done" else f"{f['error']['code']}: {f['error']['message']}"
-        lines.append(f"{f['status']:<9} {f['job_id']}  {detail}")
+        where = f"  (on {f['worker']})" if f.get("worker") not in (None, "local") else ""
+        lines.append(f"{f['status']:<9} {f['job_id']}  {detail}{where}")
     if not (running or queued or finished):
         lines.append("no jobs yet")
     return lines
@@ -301,6 +336,12 @@ def add_server_commands(subparsers: argparse._SubParsersAction) -> None:  # type
     p.add_argument("--midi-map", default=None, help="MIDI trigger mapping (default <project>/stembridge/midi.toml)")
     p.add_argument("--decoder", choices=("stock", "fast"), default=None,
                    help="MusicGen decoding loop for every job (default: fast; stock for comparison)")
+    p.add_argument("--worker", default=None, metavar="URL",
+                   help="run generation on a remote worker (stembridge worker), e.g. http://gpu-box:9100")
+    p.add_argument("--worker-token-file", default=None, metavar="FILE",
+                   help="file holding the worker's token (or set STEMBRIDGE_WORKER_TOKEN)")
+    p.add_argument("--worker-wait-s", type=float, default=60.0, metavar="S",
+                   help="how long a job waits for an unreachable worker before it fails (default 60)")
     p.add_argument("--runner", default=None, help=argparse.SUPPRESS)
     # SUPPRESS: the top-level ``stembridge -v serve`` must not be reset to False by this subparser
     p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log more to the console")

@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     interruptions INTEGER NOT NULL DEFAULT 0,
     manifest TEXT,
     error_code TEXT,
-    error_message TEXT
+    error_message TEXT,
+    worker TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, seq);
 """
@@ -85,6 +86,7 @@ class Job:
         manifest: absolute manifest path once done, or None.
         error_code: stable error code when failed/cancelled, or None.
         error_message: the error for the musician, or None.
+        worker: where it last ran (``"local"`` or a remote worker's URL), or None if it never started.
     """
 
     job_id: str
@@ -101,11 +103,12 @@ class Job:
     manifest: str | None
     error_code: str | None
     error_message: str | None
+    worker: str | None = None
 
 
 _COLUMNS = (
     "job_id, seq, state, request, reply, source, parent, created, started, finished, "
-    "interruptions, manifest, error_code, error_message"
+    "interruptions, manifest, error_code, error_message, worker"
 )
 
 
@@ -113,7 +116,7 @@ def _row_to_job(row: tuple[Any, ...]) -> Job:
     return Job(
         job_id=row[0], seq=row[1], state=row[2], request=json.loads(row[3]), reply=row[4],
         source=row[5], parent=row[6], created=row[7], started=row[8], finished=row[9],
-        interruptions=row[10], manifest=row[11], error_code=row[12], error_message=row[13],
+        interruptions=row[10], manifest=row[11], error_code=row[12], error_message=row[13], worker=row[14],
     )
 
 
@@ -136,6 +139,9 @@ class JobQueue:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        if "worker" not in columns:  # a queue made before jobs could run on a remote worker
+            self._db.execute("ALTER TABLE jobs ADD COLUMN worker TEXT")
 
     def close(self) -> None:
         """Close the database connection."""
@@ -199,14 +205,14 @@ class JobQueue:
             raise RuntimeError(f"job {job_id} vanished right after it was queued")
         return job
 
-    def claim_next(self) -> Job | None:
-        """Atomically move the oldest queued job to ``running`` and return it (None if none)."""
+    def claim_next(self, *, worker: str = "local") -> Job | None:
+        """Atomically move the oldest queued job to ``running`` on ``worker`` and return it (None if none)."""
         with self._lock, _storage("the next job could not be started"):
             row = self._db.execute(
-                "UPDATE jobs SET state = 'running', started = ? WHERE seq = ("
+                "UPDATE jobs SET state = 'running', started = ?, worker = ? WHERE seq = ("
                 "SELECT seq FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT 1) "
                 "AND state = 'queued' RETURNING " + _COLUMNS,
-                (time.time(),),
+                (time.time(), worker),
             ).fetchone()
         return None if row is None else _row_to_job(row)
 

@@ -63,6 +63,7 @@ class Scheduler:
         worker_factory: builds a fresh worker process (called lazily, and after a crash).
         cancel_grace_s: seconds a running job gets to stop after a cancel before it is killed.
         heartbeat_s: seconds between repeated progress reports of a running job.
+        worker_label: where jobs run, recorded with each job (``"local"`` or a worker's URL).
     """
 
     def __init__(
@@ -74,6 +75,7 @@ class Scheduler:
         worker_factory: Callable[[], WorkerProcess],
         cancel_grace_s: float = 1.0,
         heartbeat_s: float = 1.0,
+        worker_label: str = "local",
     ) -> None:
         self._queue = queue
         self._layout = layout
@@ -81,6 +83,7 @@ class Scheduler:
         self._factory = worker_factory
         self._grace = cancel_grace_s
         self._heartbeat = heartbeat_s
+        self._worker_label = worker_label
         self._lock = threading.Lock()
         #: Held while a job is queued and acknowledged, so it cannot start before it is accepted.
         self.intake_lock = threading.Lock()
@@ -197,7 +200,7 @@ class Scheduler:
 
     def _start_next(self) -> None:
         with self.intake_lock:
-            job = self._queue.claim_next()
+            job = self._queue.claim_next(worker=self._worker_label)
         if job is None:
             return
         manifest = self._layout.manifest_path(job.job_id)

@@ -4,12 +4,13 @@ Shape (version 1)::
 
     {"version": 1, "updated": <unix seconds>,
      "queued":   [{"job_id", "source", "model", "created", "interrupted"}],
-     "running":  [{"job_id", "progress", "message", "source", "started"}],
-     "finished": [{"job_id", "status", "manifest", "error"}]}
+     "running":  [{"job_id", "progress", "message", "source", "started", "worker"}],
+     "finished": [{"job_id", "status", "manifest", "error", "worker"}]}
 
 ``finished`` holds the last :data:`FINISHED_LIMIT` jobs, newest first; ``status`` is "done",
 "failed" or "cancelled"; ``manifest`` is the manifest path relative to the project folder (or
-null); ``error`` is ``{"code", "message"}`` or null. The file is replaced atomically, so a
+null); ``error`` is ``{"code", "message"}`` or null; ``worker`` is where the job ran: "local"
+(this machine's generator process) or a remote worker's URL (``stembridge serve --worker``). The file is replaced atomically, so a
 reader never sees half of it.
 """
 
@@ -42,7 +43,8 @@ def _relative(layout: ProjectLayout, path: str | None) -> str | None:
 
 def _finished_entry(layout: ProjectLayout, job: Job) -> dict[str, Any]:
     error = None if job.error_code is None else Failure(job.error_code, job.error_message or "").to_json()
-    return {"job_id": job.job_id, "status": job.state, "manifest": _relative(layout, job.manifest), "error": error}
+    return {"job_id": job.job_id, "status": job.state, "manifest": _relative(layout, job.manifest), "error": error,
+            "worker": job.worker}
 
 
 class StatusBoard:
@@ -93,7 +95,7 @@ class StatusBoard:
                 fraction, message = running[1], running[2]
             running_entries.append({
                 "job_id": job.job_id, "progress": round(float(fraction), 4), "message": message,
-                "source": job.source, "started": job.started,
+                "source": job.source, "started": job.started, "worker": job.worker,
             })
         return {
             "version": STATUS_VERSION,
