@@ -208,3 +208,43 @@ def test_midi_ports_lists_what_the_system_reports(monkeypatch: pytest.MonkeyPatc
     assert main(["midi", "ports"]) == 0
     captured = capfd.readouterr()
     assert captured.out.splitlines() == ["Launchpad X:0", "Midi Through:0"] and captured.err == ""
+
+
+@pytest.mark.parametrize(("extra", "needle"), [
+    (["--worker", "gpu-box:9100"], "must look like http://HOST:PORT"),
+    (["--worker", "http://gpu-box:9100", "--worker-token-file", "/nonexistent/token"], "cannot read the worker token"),
+    (["--worker", "http://gpu-box:9100"], "needs a token"),
+    (["--worker", "http://user:pw@gpu-box:9100", "--worker-token-file", "TOKEN"], "not in the URL"),
+    (["--worker-token-file", "TOKEN"], "needs --worker URL"),
+    (["--worker", "http://127.0.0.1:9", "--worker-token-file", "TOKEN", "--decoder", "fast"],
+     "belong to the worker"),
+])
+def test_serve_refuses_a_bad_worker_setting_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, extra: list[str], needle: str,
+) -> None:
+    monkeypatch.delenv("STEMBRIDGE_WORKER_TOKEN", raising=False)
+    project = make_project(tmp_path / "song")
+    (tmp_path / "TOKEN").write_text("secret\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve", "--project-dir", str(project), "--osc-port", "0", *extra]) == 2
+    assert needle in capsys.readouterr().err
+    assert not (project / "stembridge" / "queue.db").exists()
+
+
+def test_status_says_which_worker_a_job_runs_on() -> None:
+    from bridge.cli.server import _format_status
+
+    status = {
+        "updated": __import__("time").time(),
+        "running": [{"job_id": "j2", "progress": 0.5, "message": "Chorus 1: step 40/80",
+                     "worker": "http://gpu-box:9100"}],
+        "queued": [],
+        "finished": [{"job_id": "j1", "status": "done", "manifest": "stembridge/outbox/j1.json", "error": None,
+                      "worker": "http://gpu-box:9100"},
+                     {"job_id": "j0", "status": "done", "manifest": "stembridge/outbox/j0.json", "error": None,
+                      "worker": "local"}],
+    }
+    lines = _format_status(status, bridge_running=True)
+    assert lines[0].endswith("on http://gpu-box:9100") and "j2" in lines[0]
+    assert lines[1].endswith("(on http://gpu-box:9100)")
+    assert "on " not in lines[2].split("j0", 1)[1]

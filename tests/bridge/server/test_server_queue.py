@@ -110,3 +110,26 @@ def test_a_full_database_refuses_the_job_with_a_clear_error_and_keeps_working(tm
     q.enqueue("c", {})
     assert [j.job_id for j in q.jobs("queued")] == ["a", "c"]
     q.close()
+
+
+def test_the_worker_a_job_ran_on_is_recorded_and_an_old_queue_gains_the_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "queue.db"
+    old = sqlite3.connect(str(path))  # a queue file from before jobs could run on a remote worker
+    old.executescript(
+        "CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL UNIQUE, state TEXT NOT NULL,"
+        " request TEXT NOT NULL, reply TEXT, source TEXT NOT NULL DEFAULT '', parent TEXT, created REAL NOT NULL,"
+        " started REAL, finished REAL, interruptions INTEGER NOT NULL DEFAULT 0, manifest TEXT, error_code TEXT,"
+        " error_message TEXT);"
+        "INSERT INTO jobs (job_id, state, request, created) VALUES ('old', 'done', '{}', 1.0);"
+    )
+    old.commit()
+    old.close()
+    q = JobQueue(path)
+    assert q.get("old").worker is None  # type: ignore[union-attr]
+    q.enqueue("a", {"model": "arranger"})
+    job = q.claim_next(worker="http://gpu-box:9100")
+    assert job is not None and job.worker == "http://gpu-box:9100"
+    q.close()
+    assert JobQueue(path).get("a").worker == "http://gpu-box:9100"  # type: ignore[union-attr]
