@@ -17,7 +17,7 @@ from bridge.cli.analyze import analyze_file, summary_text
 from bridge.cli.cocomulla import add_cocomulla_commands
 from bridge.cli.console import console_logging
 from bridge.cli.report import add_report_command
-from bridge.cli.server import add_server_commands
+from bridge.cli.server import add_server_commands, add_worker_arguments, worker_settings
 from bridge.job.request import RequestError, decode_request, parse_request
 
 EXIT_INPUT = 2
@@ -71,7 +71,9 @@ def print_placements(manifest: dict[str, Any]) -> None:
 
 
 def _run(request_data: Any, base_dir: Path, args: argparse.Namespace) -> int:
+    from bridge.job.layout import new_job_id
     from bridge.job.pipeline import run_request
+    from bridge.remote.client import RemoteStage, WorkerError
     from models.base import GenerationCancelled, ModelUnavailableError
     from models.registry import missing_requirements, unsupported_options
 
@@ -80,16 +82,29 @@ def _run(request_data: Any, base_dir: Path, args: argparse.Namespace) -> int:
         options = {k: getattr(args, k) for k in ("model_path", "adapter") if getattr(args, k, None)}
         if getattr(args, "decoder", None):
             options["decoder"] = args.decoder
+        try:
+            worker = worker_settings(args)
+        except ValueError as exc:
+            raise RequestError("schema", str(exc)) from None
+        if worker is not None and options:
+            flags = ", ".join("--" + k.replace("_", "-") for k in sorted(options))
+            raise RequestError("schema", f"{flags} belong to the worker when one generates: pass them to "
+                                         "`stembridge worker` on the GPU machine")
+        job_id = new_job_id()
+        stage = RemoteStage(worker, job_id) if worker is not None else None
         if options and missing_requirements(request.model) == [] and (
                 unsupported := unsupported_options(request.model, options)):
             flags = ", ".join("--" + k.replace("_", "-") for k in unsupported)
             raise RequestError("schema", f"{flags} does not apply to model {request.model!r}; "
                                          "leave it out or choose a model that takes it (stembridge models)")
         with _progress_runner(args.quiet) as progress:
-            result = run_request(request, progress=progress, model_options=options)
+            result = run_request(request, job_id=job_id, progress=progress, model_options=options, stage=stage)
     except (RequestError, ModelUnavailableError) as exc:
         print(f"stembridge: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    except WorkerError as exc:
+        print(f"stembridge: {exc} ({exc.code})", file=sys.stderr)
+        return 1 if exc.code == "worker_failed" else EXIT_INPUT
     except GenerationCancelled:
         print("stembridge: cancelled; nothing was written", file=sys.stderr)
         return 130
@@ -170,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapter", help="Coco-Mulla adapter checkpoint (.pth) for the cocomulla model")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_worker_arguments(p)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("demo", help="run the example session that ships with stembridge")
@@ -183,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapter", help="Coco-Mulla adapter checkpoint (.pth) for the cocomulla model")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_worker_arguments(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("analyze", help="show what stembridge understands of a MIDI or audio file")

@@ -42,7 +42,7 @@ def _project(args: argparse.Namespace) -> Path:
     return Path(args.project_dir).expanduser().resolve()
 
 
-def _worker_settings(args: argparse.Namespace) -> WorkerSettings | None:
+def worker_settings(args: argparse.Namespace) -> WorkerSettings | None:
     """The remote worker ``--worker URL`` names (token from the file or STEMBRIDGE_WORKER_TOKEN), or None.
 
     Raises:
@@ -65,6 +65,16 @@ def _worker_settings(args: argparse.Namespace) -> WorkerSettings | None:
     return WorkerSettings(url=args.worker, token=token, wait_s=args.worker_wait_s)
 
 
+def add_worker_arguments(p: argparse.ArgumentParser) -> None:
+    """``--worker URL``, ``--worker-token-file FILE`` and ``--worker-wait-s S`` (serve, generate, demo)."""
+    p.add_argument("--worker", default=None, metavar="URL",
+                   help="run generation on a remote worker (stembridge worker), e.g. http://gpu-box:9100")
+    p.add_argument("--worker-token-file", default=None, metavar="FILE",
+                   help="file holding the worker's token (or set STEMBRIDGE_WORKER_TOKEN)")
+    p.add_argument("--worker-wait-s", type=float, default=60.0, metavar="S",
+                   help="how long a job waits for an unreachable worker before it fails (default 60)")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """``stembridge serve``: run the bridge until Ctrl-C."""
     from bridge.app import ServerBusyError, ServerConfig, serve
@@ -72,7 +82,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     token = args.token or os.environ.get("STEMBRIDGE_TOKEN") or None
     try:
-        worker = _worker_settings(args)
+        worker = worker_settings(args)
     except ValueError as exc:
         _err(f"stembridge: {exc}")
         return 2
@@ -336,12 +346,7 @@ def add_server_commands(subparsers: argparse._SubParsersAction) -> None:  # type
     p.add_argument("--midi-map", default=None, help="MIDI trigger mapping (default <project>/stembridge/midi.toml)")
     p.add_argument("--decoder", choices=("stock", "fast"), default=None,
                    help="MusicGen decoding loop for every job (default: fast; stock for comparison)")
-    p.add_argument("--worker", default=None, metavar="URL",
-                   help="run generation on a remote worker (stembridge worker), e.g. http://gpu-box:9100")
-    p.add_argument("--worker-token-file", default=None, metavar="FILE",
-                   help="file holding the worker's token (or set STEMBRIDGE_WORKER_TOKEN)")
-    p.add_argument("--worker-wait-s", type=float, default=60.0, metavar="S",
-                   help="how long a job waits for an unreachable worker before it fails (default 60)")
+    add_worker_arguments(p)
     p.add_argument("--runner", default=None, help=argparse.SUPPRESS)
     # SUPPRESS: the top-level ``stembridge -v serve`` must not be reset to False by this subparser
     p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log more to the console")
