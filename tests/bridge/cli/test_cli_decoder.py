@@ -17,7 +17,7 @@ from tests.bridge.conftest import base_request
 def test_generate_passes_the_decoder_choice(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[dict[str, Any]] = []
 
-    def fake_run(request: Any, *, progress: Any, model_options: dict[str, Any]) -> Any:
+    def fake_run(request: Any, *, progress: Any, model_options: dict[str, Any], **_: Any) -> Any:
         seen.append(dict(model_options))
         raise RequestError("schema", "stop here")
 
