@@ -108,3 +108,10 @@ def test_the_worker_serves_with_its_token_and_stops_cleanly_on_ctrl_c(tmp_path: 
     assert proc.returncode == 0, err
     assert "stembridge worker stopped" in out
     assert (tmp_path / "state" / "jobs").is_dir()
+
+
+def test_the_console_shows_the_worker_s_job_events() -> None:
+    from bridge.cli.console import WORKER_JOB_LOG_NAME
+    from bridge.gpuworker.app import JOB_LOG_NAME
+
+    assert WORKER_JOB_LOG_NAME == JOB_LOG_NAME
