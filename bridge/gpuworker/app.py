@@ -307,8 +307,8 @@ class WorkerService:
         return str(blob)
 
     async def blob_head(self, request: Request) -> Response:
-        """``HEAD /v1/blobs/<id>``."""
-        return Response(status_code=200 if self.store.has_blob(self._blob_param(request)) else 404)
+        """``HEAD /v1/blobs/<id>`` (a blob asked for counts as just used: the cleanup keeps it)."""
+        return Response(status_code=200 if self.store.touch_blob(self._blob_param(request)) else 404)
 
     async def blob_get(self, request: Request) -> Response:
         """``GET /v1/blobs/<id>``."""
