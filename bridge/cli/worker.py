@@ -9,6 +9,7 @@ handling), and jobs still queued or running then run again at the next start.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import ipaddress
 import logging
 import os
@@ -98,9 +99,17 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _check_installed() -> None:
+    missing = [name for name in ("starlette", "uvicorn") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise WorkerArgsError(f"the worker needs {', '.join(missing)}, which is not installed here; "
+                              "install the worker extra: pip install 'stembridge[worker]'")
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """``stembridge worker``: serve until Ctrl-C."""
     try:
+        _check_installed()
         host, port = parse_listen(args.listen)
         token = read_token(args.token_file)
         if token is None:

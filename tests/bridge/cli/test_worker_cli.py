@@ -115,3 +115,13 @@ def test_the_console_shows_the_worker_s_job_events() -> None:
     from bridge.gpuworker.app import JOB_LOG_NAME
 
     assert WORKER_JOB_LOG_NAME == JOB_LOG_NAME
+
+
+def test_a_missing_web_stack_is_refused_with_what_to_install(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    err = _refused(["worker", "--state-dir", str(tmp_path / "state")], capsys)
+    assert "uvicorn" in err and "stembridge[worker]" in err
