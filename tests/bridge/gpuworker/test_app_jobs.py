@@ -264,3 +264,18 @@ def test_a_bar_range_regeneration_runs_from_base_takes_stored_as_blobs(
                    "bases": {**doc["bases"], "previous_mix": "f" * 64}}
         reply = worker.http.post("/v1/jobs", json=missing)
         assert reply.status_code == 409 and reply.json()["error"]["missing"] == ["f" * 64]
+
+
+@pytest.mark.slow
+def test_a_warm_neural_model_is_not_loaded_again(project: Path, tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    short = {"sections": [{"name": "Verse 1", "start_bar": 1, "end_bar": 2}], "stems": ["drums", "bass"],
+             "model": "musicgen-debug"}
+    with running_worker(tmp_path / "state") as worker:
+        for job_id, seed in (("neural.1", 1), ("neural.2", 2)):
+            assert submit(worker.http, project, job_id, seed=seed, **short).status_code == 202
+            final = wait_final(worker.http, job_id, timeout_s=120)
+            assert final["state"] == "done", final["error"]
+        assert worker.executor.loads == 1
+        assert worker.executor.models_loaded() == ["musicgen-debug"]
