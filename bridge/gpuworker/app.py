@@ -417,8 +417,9 @@ class WorkerService:
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def _event_stream(self, job_id: str) -> AsyncIterator[bytes]:
-        record = self._jobs[job_id]
-        yield _sse("state", self._document(record, with_result=False))
+        record = self._jobs.get(job_id)
+        if record is not None:
+            yield _sse("state", self._document(record, with_result=False))
         last: tuple[float, str] | None = None
         sent_at = 0.0
         heartbeat = self.config.heartbeat_s
