@@ -4,9 +4,16 @@ The server never imports torch or a model backend; the worker does, when a job n
 or an out-of-memory kill in a model ends only the worker: the server sees the process exit, fails
 that job with a clear error and starts a fresh worker for the next one.
 
-Protocol (parent -> child on the command pipe): ``("run", job_id, request_dict)``,
+:class:`GeneratorProcess` is the process handling itself, for any job handler: the child builds
+its handler once from a ``"module:function"`` factory and keyword options (so whatever the handler
+keeps, such as loaded models, stays warm between jobs) and runs one job at a time.
+:class:`WorkerProcess` is the bridge's worker: its handler parses a request v1 and runs the job
+runner (``bridge.job.pipeline.run_request``); ``stembridge worker`` uses another handler
+(:mod:`bridge.gpuworker.local_executor`).
+
+Protocol (parent -> child on the command pipe): ``("run", job_id, payload)``,
 ``("cancel", job_id)``, ``("stop",)``. Child -> parent on the event pipe: ``("progress", job_id,
-fraction, message)``, ``("done", job_id, manifest_path)``, ``("error", job_id, code, message)``.
+fraction, message)``, ``("done", job_id, result)``, ``("error", job_id, code, message)``.
 The child exits by itself when the parent goes away (closed pipe, or the parent-death signal).
 """
 
@@ -22,7 +29,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -31,6 +38,11 @@ log = logging.getLogger(__name__)
 
 #: The job runner used unless another ``"module:function"`` is configured.
 DEFAULT_RUNNER = "bridge.job.pipeline:run_request"
+#: The handler factory of the bridge's worker (:func:`pipeline_handler`).
+PIPELINE_HANDLER = "bridge.server.worker:pipeline_handler"
+
+#: A job handler: (job_id, payload, progress, cancel token) -> a picklable result.
+JobHandler = Callable[[str, Any, Callable[[float, str], None], Any], Any]
 #: Shortest interval between two progress events sent by the worker, in seconds.
 PROGRESS_INTERVAL_S = 0.1
 
@@ -44,8 +56,9 @@ class WorkerEvent:
         job_id: the job it is about ("" for "exited" when idle).
         fraction: progress 0-1 ("progress").
         message: human message ("progress", "error", "exited").
-        manifest_path: absolute manifest path ("done").
+        manifest_path: absolute manifest path ("done", bridge worker).
         code: stable error code ("error", "exited").
+        result: what the handler returned ("done").
     """
 
     kind: str
@@ -54,6 +67,7 @@ class WorkerEvent:
     message: str = ""
     manifest_path: str = ""
     code: str = ""
+    result: Any = None
 
 
 def _resolve_runner(target: str) -> Callable[..., Any]:
@@ -61,6 +75,26 @@ def _resolve_runner(target: str) -> Callable[..., Any]:
     if not module_name or not attr:
         raise ValueError(f"runner {target!r} must look like 'package.module:function'")
     return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]
+
+
+def pipeline_handler(runner: str = DEFAULT_RUNNER, model_options: Mapping[str, Any] | None = None) -> JobHandler:
+    """The bridge worker's handler: parse the request v1 payload, run ``runner``, give the manifest path.
+
+    Args:
+        runner: ``"module:function"`` with the signature of ``bridge.job.pipeline.run_request``.
+        model_options: passed to the runner as ``model_options``.
+    """
+    from bridge.job.request import parse_request
+
+    run = _resolve_runner(runner)
+    options = dict(model_options or {})
+
+    def handle(job_id: str, payload: Any, progress: Callable[[float, str], None], cancel: Any) -> str:
+        request = parse_request(payload)
+        result = run(request, job_id=job_id, progress=progress, cancel=cancel, model_options=dict(options))
+        return str(result.manifest_path)
+
+    return handle
 
 
 def _die_with_parent() -> None:
@@ -95,8 +129,8 @@ def error_code(exc: BaseException) -> str:
 def _child_main(
     cmd: Connection,
     events: Connection,
-    runner_target: str,
-    model_options: Mapping[str, Any],
+    handler_target: str,
+    handler_options: Mapping[str, Any],
     log_file: str | None,
 ) -> None:
     """Entry point of the worker process."""
@@ -108,11 +142,10 @@ def _child_main(
             level=logging.INFO,
             format="%(asctime)s worker[%(process)d] %(levelname)s %(name)s: %(message)s",
         )
-    from bridge.job.request import parse_request
     from models.base import CancelToken
 
     send_lock = threading.Lock()
-    jobs: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
+    jobs: queue.Queue[tuple[str, Any] | None] = queue.Queue()
     current: dict[str, Any] = {"job_id": None, "token": None}
     # A cancel can arrive before its job starts here (the worker is still importing, or finishing
     # the job before): it is kept for that job, never dropped. Guarded by state_lock.
@@ -145,12 +178,12 @@ def _child_main(
                 return
 
     threading.Thread(target=reader, name="worker-commands", daemon=True).start()
-    runner: Callable[..., Any] | None = None
+    handler: JobHandler | None = None
     while True:
         item = jobs.get()
         if item is None:
             return
-        job_id, raw = item
+        job_id, payload = item
         token = CancelToken()
         with state_lock:
             current.update(job_id=job_id, token=token)
@@ -167,12 +200,10 @@ def _child_main(
                 send("progress", _job, float(min(max(fraction, 0.0), 1.0)), str(message))
 
         try:
-            if runner is None:
-                runner = _resolve_runner(runner_target)
-            request = parse_request(raw)
-            result = runner(request, job_id=job_id, progress=progress, cancel=token,
-                            model_options=dict(model_options))
-            send("done", job_id, str(result.manifest_path))
+            if handler is None:  # built once: whatever it loads stays loaded for the next job
+                handler = _resolve_runner(handler_target)(**dict(handler_options))
+            result = handler(job_id, payload, progress, token)
+            send("done", job_id, result)
         # The worker boundary: every failure becomes an error event with its type and message
         # (and the traceback in the log), so nothing is hidden and the worker keeps serving.
         except Exception as exc:
@@ -188,36 +219,39 @@ def _child_main(
                 current.update(job_id=None, token=None)
 
 
-class WorkerProcess:
-    """The server's handle on one worker process.
+class GeneratorProcess:
+    """A handle on one generator process that runs jobs one at a time with a job handler.
 
     Args:
-        runner: ``"module:function"`` with the signature of ``bridge.job.pipeline.run_request``.
-        model_options: passed to the runner as ``model_options``.
-        log_file: where the worker logs (the project's log), or None.
+        handler: ``"module:function"`` of a factory that takes ``handler_options`` as keywords
+            and returns a :data:`JobHandler`; called once, in the child, before its first job.
+        handler_options: keyword options for the factory (picklable).
+        log_file: where the process logs, or None.
+        name: the process name (``ps``).
     """
 
     def __init__(
         self,
-        runner: str = DEFAULT_RUNNER,
+        handler: str,
+        handler_options: Mapping[str, Any] | None = None,
         *,
-        model_options: Mapping[str, Any] | None = None,
         log_file: Path | None = None,
+        name: str = "stembridge-worker",
     ) -> None:
         ctx = multiprocessing.get_context("spawn")
         cmd_recv, self._cmd = ctx.Pipe(duplex=False)
         self._events, ev_send = ctx.Pipe(duplex=False)
         self._process = ctx.Process(
             target=_child_main,
-            args=(cmd_recv, ev_send, runner, dict(model_options or {}), str(log_file) if log_file else None),
-            name="stembridge-worker",
+            args=(cmd_recv, ev_send, handler, dict(handler_options or {}), str(log_file) if log_file else None),
+            name=name,
             daemon=True,
         )
         self._process.start()
         cmd_recv.close()
         ev_send.close()
         self._exited = False
-        log.info("worker process %s started (runner %s)", self._process.pid, runner)
+        log.info("%s process %s started (handler %s)", name, self._process.pid, handler)
 
     @property
     def pid(self) -> int | None:
@@ -233,9 +267,9 @@ class WorkerProcess:
         """Objects for ``multiprocessing.connection.wait``: the event pipe and the process sentinel."""
         return [self._events, self._process.sentinel]
 
-    def run(self, job_id: str, request: Mapping[str, Any]) -> None:
-        """Start ``job_id`` (the worker runs one job at a time, in order)."""
-        self._cmd.send(("run", job_id, dict(request)))
+    def run(self, job_id: str, payload: Any) -> None:
+        """Start ``job_id`` with the handler's ``payload`` (one job at a time, in order)."""
+        self._cmd.send(("run", job_id, payload))
 
     def cancel(self, job_id: str) -> None:
         """Ask the worker to stop ``job_id`` at its next step."""
@@ -284,12 +318,43 @@ class WorkerProcess:
                 pass
 
 
+class WorkerProcess(GeneratorProcess):
+    """The bridge's worker process: runs request v1 jobs through a job runner.
+
+    Args:
+        runner: ``"module:function"`` with the signature of ``bridge.job.pipeline.run_request``.
+        model_options: passed to the runner as ``model_options``.
+        log_file: where the worker logs (the project's log), or None.
+    """
+
+    def __init__(
+        self,
+        runner: str = DEFAULT_RUNNER,
+        *,
+        model_options: Mapping[str, Any] | None = None,
+        log_file: Path | None = None,
+    ) -> None:
+        super().__init__(PIPELINE_HANDLER, {"runner": runner, "model_options": dict(model_options or {})},
+                         log_file=log_file)
+
+    def run(self, job_id: str, payload: Any) -> None:
+        """Start ``job_id`` with its request v1 document (one job at a time, in order)."""
+        super().run(job_id, dict(payload))
+
+    def poll(self) -> WorkerEvent | None:
+        """The next event (a "done" event carries the manifest path); "exited" once the process died."""
+        event = super().poll()
+        if event is not None and event.kind == "done":
+            return replace(event, manifest_path=str(event.result))
+        return event
+
+
 def _event_from_message(msg: tuple[Any, ...]) -> WorkerEvent:
     kind = msg[0]
     if kind == "progress":
         return WorkerEvent(kind="progress", job_id=msg[1], fraction=float(msg[2]), message=str(msg[3]))
     if kind == "done":
-        return WorkerEvent(kind="done", job_id=msg[1], manifest_path=str(msg[2]))
+        return WorkerEvent(kind="done", job_id=msg[1], result=msg[2])
     return WorkerEvent(kind="error", job_id=msg[1], code=str(msg[2]), message=str(msg[3]))
 
 
