@@ -46,7 +46,8 @@ def test_a_request_named_like_a_job_id_runs_as_that_job(server: BridgeServer) ->
     drop(inbox, f"{job_id}.json", tiny_request(server.layout.project_dir))
     assert wait_for(lambda: finished(server, job_id) is not None, 60)
     assert finished(server, job_id) == {"job_id": job_id, "status": "done",
-                                        "manifest": f"stembridge/outbox/{job_id}.json", "error": None}
+                                        "manifest": f"stembridge/outbox/{job_id}.json", "error": None,
+                                        "worker": "local"}
     assert (inbox / "done" / f"{job_id}.json").is_file()
     assert (inbox / "half.json.tmp").is_file()
     assert json.loads((server.layout.outbox / f"{job_id}.json").read_text())["status"] == "done"

@@ -66,7 +66,8 @@ def test_generate_reports_accepted_progress_and_done_with_manifest(client: OscCl
     wait_for(lambda: any(f["job_id"] == job for f in json.loads(
         (project / "stembridge" / "outbox" / "status.json").read_text())["finished"]), 5.0)
     finished = json.loads((project / "stembridge" / "outbox" / "status.json").read_text())["finished"]
-    assert finished[0] == {"job_id": job, "status": "done", "manifest": f"stembridge/outbox/{job}.json", "error": None}
+    assert finished[0] == {"job_id": job, "status": "done", "manifest": f"stembridge/outbox/{job}.json", "error": None,
+                           "worker": "local"}
 
 
 def test_generate_by_path_inside_the_project(client: OscClient, project: Path) -> None:
