@@ -176,3 +176,74 @@ def test_shared_states_repeat_over_items_and_bad_states_are_refused(lm: LoadedMu
     short = ConditionStates(states.qkv[1:], states.gates[1:], 0, states.query_frames)
     with pytest.raises(ValueError, match="decoder has 2 layers"):
         CocoMullaFastDecoder(lm.model, short)
+
+
+def content_fn(start_s: float, frames: int) -> Any:
+    """Content that changes with song time (chord root per second, a drum code per frame)."""
+    from models.cocomulla.features import ContentFrames
+
+    chords = np.zeros((frames, 37), np.float32)
+    roll = np.zeros((frames, 128), np.float32)
+    for i in range(frames):
+        root = int(start_s + i / 50) % 12
+        chords[i, root] = chords[i, 12] = 1
+        roll[i, 48 + root] = 1
+    codes = (np.arange(frames)[None] * 7 + 100 * np.arange(4)[:, None] + int(start_s * 50)) % 2048
+    on = np.ones(frames, bool)
+    return ContentFrames(chords, roll, codes.astype(np.int64), on, on)
+
+
+def continued(lm: LoadedMusicGen, decoder: str, seeds: list[int], prompt: np.ndarray | None,
+              duration_s: float = 1.74) -> tuple[list[np.ndarray], int, Any]:
+    from models.base import CancelToken
+    from models.cocomulla.generation import ConditionedWindows, continue_with_content
+    from models.musicgen.sampling import SamplingOptions
+
+    hook = ConditionedWindows(lm.model.decoder, debug_adapter(lm.model.decoder), content_fn)
+    options = SamplingOptions(window_s=1.0, context_s=0.3, decoder=decoder)
+    made, windows = continue_with_content(
+        lm, hook, "funk", duration_s, seeds=seeds, start_s=2.0, prompt=prompt, options=options,
+        cancel=CancelToken(), progress=lambda f, m: None,
+    )
+    return made, windows, hook
+
+
+def test_windowed_fast_takes_give_the_stock_audio(lm: LoadedMusicGen) -> None:
+    """1.5 s after a 12-frame prompt in 1-s windows with 0.3 s context: 38 + 35 + 2 new frames,
+    the last window too short for the fast loop (stock, with the take's random stream)."""
+    rng = np.random.default_rng(2)
+    prompt = (rng.standard_normal((1, lm.hop * 12)) * 0.1).astype(np.float32)
+    stock, n_stock, hook = continued(lm, "stock", [9], prompt, 1.5)
+    fast, n_fast, _ = continued(lm, "fast", [9], prompt, 1.5)
+    assert n_stock == n_fast == 3
+    assert [f for _, f in hook.windows] == [50, 50, 17]  # prompt frames included
+    assert stock[0].shape == fast[0].shape == (1, 75 * lm.hop)
+    np.testing.assert_array_equal(fast[0], stock[0])
+
+
+def test_takes_in_one_batch_keep_their_seeds(lm: LoadedMusicGen, monkeypatch: pytest.MonkeyPatch) -> None:
+    """1.74 s: 50 + 35 + 2 new frames; every window of the three takes is one decode (the last
+    one take after another on the stock loop)."""
+    decodes: list[int] = []
+    real = CocoMullaFastDecoder.generate_codes
+
+    def spy(self: Any, text_ids: Any, *args: Any, **kwargs: Any) -> Any:
+        decodes.append(int(text_ids.shape[0]))
+        return real(self, text_ids, *args, **kwargs)
+
+    monkeypatch.setattr(CocoMullaFastDecoder, "generate_codes", spy)
+    batch, windows, _ = continued(lm, "fast", [3, 4, 3], None)
+    assert decodes == [3, 3]
+    assert windows == 3 and len(batch) == 3
+    for seed, take in zip((3, 4), batch, strict=False):
+        alone, _, _ = continued(lm, "fast", [seed], None)
+        np.testing.assert_array_equal(take, alone[0])
+    np.testing.assert_array_equal(batch[0], batch[2])
+    assert not np.array_equal(batch[0], batch[1])
+
+
+def test_several_stock_takes_and_no_seeds_are_refused(lm: LoadedMusicGen) -> None:
+    with pytest.raises(ValueError, match="only on the fast decoder"):
+        continued(lm, "stock", [1, 2], None)
+    with pytest.raises(ValueError, match="at least one seed"):
+        continued(lm, "fast", [], None)
