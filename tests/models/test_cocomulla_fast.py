@@ -247,3 +247,16 @@ def test_several_stock_takes_and_no_seeds_are_refused(lm: LoadedMusicGen) -> Non
         continued(lm, "stock", [1, 2], None)
     with pytest.raises(ValueError, match="at least one seed"):
         continued(lm, "fast", [], None)
+
+
+def test_half_precision_base_with_the_float32_adapter() -> None:
+    """The GPU set-up (fp16 base, fp32 adapter) on the CPU: states in fp16, the static step runs."""
+    half = load_debug(melody=False, device="cpu")
+    half.model.to(torch.float16)
+    states = conditions(half, 27)
+    assert all(t.dtype == torch.float16 for layer in states.qkv for t in layer)
+    assert states.gates.dtype == torch.float32  # the adapter's own parameters stay fp32
+    inputs = texts(half, ["funk"])
+    eager = fast_codes(half, states, 3, inputs, 30, PickOptions(), mode="eager")
+    static = fast_codes(half, states, 3, inputs, 30, PickOptions(), mode="static")
+    assert eager.shape == (1, 4, 27) and torch.equal(eager, static)
