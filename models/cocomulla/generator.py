@@ -4,12 +4,16 @@
 sampling windows carry the adapter's content conditions (see :mod:`models.cocomulla.generation`),
 so continuity from the previous section, bar-range regeneration, grid conforming, loudness and
 Demucs stems are MusicGen's own. Windows are at most 20 s (the adapter's 1,001 frames).
+
+Decoding is the fast decoder with the adapter (:mod:`models.cocomulla.fast`) unless
+``decoder="stock"``; on the fast decoder the takes of one section decode as one batch.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from functools import partial
 from typing import Any, ClassVar
 
@@ -17,14 +21,21 @@ import numpy as np
 import torch
 
 from conditioning.types import SectionConditioning
-from models.base import Generation, GenerationContext, ModelUnavailableError
+from models.base import (
+    CancelToken,
+    Generation,
+    GenerationContext,
+    Generator,
+    ModelUnavailableError,
+    ProgressCallback,
+)
 from models.cocomulla.adapter import CocoMullaAdapter
 from models.cocomulla.checkpoint import load_adapter, read_checkpoint
 from models.cocomulla.features import content_frames
-from models.cocomulla.generation import ConditionedWindows
+from models.cocomulla.generation import ConditionedWindows, continue_with_content
 from models.cocomulla.weights import ADAPTER_HINT, BASE_MODEL, adapter_path
 from models.musicgen.generator import MusicGenGenerator
-from models.musicgen.sampling import WindowHook, encode_prompt
+from models.musicgen.sampling import encode_prompt, pick_decoder
 
 log = logging.getLogger(__name__)
 
@@ -111,19 +122,62 @@ class CocoMullaGenerator(MusicGenGenerator):
         codes = encode_prompt(self.lm, audio[None])
         return codes.cpu().numpy().astype(np.int64)  # type: ignore[no-any-return]
 
-    def _window_hook(self, conditioning: SectionConditioning) -> WindowHook | None:
+    def _window_hook(self, conditioning: SectionConditioning) -> ConditionedWindows:
         content = partial(
             content_frames, conditioning, frame_rate=self.lm.frame_rate,
             codebooks=int(self.lm.model.config.decoder.num_codebooks),
             render_drums=partial(self._render_drums, conditioning), encode=self._encode,
             sample_rate=self.lm.sample_rate,
         )
-        return ConditionedWindows(
-            self.lm.model.decoder, self.adapter, content, guidance_scale=self.options.guidance_scale
+        return ConditionedWindows(self.lm.model.decoder, self.adapter, content)
+
+    def _continue(
+        self, conditioning: SectionConditioning, plan: Any, seeds: Sequence[int], cancel: CancelToken,
+        progress: ProgressCallback,
+    ) -> tuple[list[np.ndarray], int]:
+        """New model audio of the planned span, one per seed (all decoded as one batch)."""
+        return continue_with_content(
+            self.lm, self._window_hook(conditioning), conditioning.prompt, plan.gen_s + self.margin_s,
+            seeds=seeds, start_s=plan.start_s, prompt=plan.prompt, options=self.options, cancel=cancel,
+            progress=progress, progress_span=(0.0, 0.8),
         )
 
     def _generate(self, conditioning: SectionConditioning, ctx: GenerationContext) -> Generation:
-        made = super()._generate(conditioning, ctx)
+        plan = self._plan(conditioning, ctx)
+        ctx.progress(0.0, f"{conditioning.section.name}: Coco-Mulla starting")
+        raws, windows = self._continue(conditioning, plan, [ctx.seed], ctx.cancel, ctx.progress)
+        ctx.cancel.check()
+        return self._described(conditioning, self._finish(conditioning, plan, raws[0], windows, ctx.progress))
+
+    def _generate_variations(
+        self, conditioning: SectionConditioning, ctxs: Sequence[GenerationContext], progress: ProgressCallback
+    ) -> list[Generation]:
+        """All takes of one section (every window of them) as one batch on the fast decoder.
+
+        Take ``i`` is what :meth:`_generate` makes with ``ctxs[i].seed`` (exactly on a CPU; see
+        :mod:`models.cocomulla.generation`). With the stock decoder, or a single take, the
+        takes are made one by one.
+        """
+        if len(ctxs) == 1 or pick_decoder(self.options.decoder, self.lm.device) != "fast":
+            return Generator._generate_variations(self, conditioning, ctxs, progress)
+        first = ctxs[0]
+        plan = self._plan(conditioning, first)  # the takes share base, range and previous audio
+        progress(0.0, f"{conditioning.section.name}: Coco-Mulla starting {len(ctxs)} takes as one batch")
+        raws, windows = self._continue(conditioning, plan, [c.seed for c in ctxs], first.cancel, progress)
+        first.cancel.check()
+        out: list[Generation] = []
+        for i, raw in enumerate(raws):
+            lo = 0.8 + 0.2 * i / len(raws)
+
+            def share(fraction: float, message: str, lo: float = lo) -> None:
+                progress(lo + 0.2 / len(raws) * max(0.0, fraction - 0.8) / 0.2, message)
+
+            out.append(self._described(conditioning, self._finish(conditioning, plan, raw, windows, share)))
+            first.cancel.check()
+        return out
+
+    def _described(self, conditioning: SectionConditioning, made: Generation) -> Generation:
+        """``made`` with the Coco-Mulla backend, adapter and content in its info."""
         info = {
             **made.info, "backend": "cocomulla", "adapter": self.adapter_source,
             "content": {

@@ -38,12 +38,14 @@ class TrainSummary:
     held_out_losses: tuple[float, ...]
     first_loss: float
     last_loss: float
+    dropout: dict[str, float | int]
 
 
 def run_training(
     *, data: str, out: str, model_path: str | None = None, debug: bool = False, init: str | None = None,
     epochs: int = 10, lr: float = 1e-4, clip: float = 0.1, held_out_songs: int = 1, device: str | None = None,
-    separator: str = "htdemucs", on_step: Callable[[int, int, float], None] | None = None,
+    separator: str = "htdemucs", drop_conditions: float = 0.2, drop_text: float = 0.1, seed: int = 0,
+    on_step: Callable[[int, int, float], None] | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> TrainSummary:
     """Train an adapter on ``data`` and save it to ``out`` (never overwritten).
@@ -59,10 +61,21 @@ def run_training(
         held_out_songs: songs kept out of training and scored each epoch.
         device: torch device or None to pick.
         separator: Demucs model for songs whose MIDI has no drums.
+        drop_conditions: per example, probability that the piano roll is masked, and (drawn
+            apart) that the drums are masked.
+        drop_text: per example, probability that the text is the empty (unconditional) prompt.
+        seed: seed of the shuffling and the condition dropout (same seed, same run).
+
+    Raises:
+        ValueError: a probability outside 0..1, or a bad data folder.
+        FileExistsError: ``out`` exists.
     """
     from models.render import render_part
     from models.separation.demucs import DemucsSeparator
 
+    options = TrainOptions(
+        epochs=epochs, lr=lr, clip=clip, seed=seed, drop_conditions=drop_conditions, drop_text=drop_text
+    )  # checked before anything loads
     target = Path(out).expanduser()
     if target.exists():
         raise FileExistsError(f"{target} exists; choose another --out (existing files are never overwritten)")
@@ -97,11 +110,12 @@ def run_training(
     held = [w for name in names[len(names) - keep :] for w in songs[name]]
     train = [w for name in names[: len(names) - keep] for w in songs[name]]
     report = train_adapter(
-        lm, adapter, train, held, options=TrainOptions(epochs=epochs, lr=lr, clip=clip),
+        lm, adapter, train, held, options=options,
         resume=target.with_name(target.name + ".resume"), on_step=on_step, on_epoch=on_epoch,
     )
     save_checkpoint(adapter, target)
     losses = report.step_losses or [float("nan")]
     return TrainSummary(
-        target, len(names), len(train), len(held), tuple(report.held_out), losses[0], losses[-1]
+        target, len(names), len(train), len(held), tuple(report.held_out), losses[0], losses[-1],
+        options.dropout,
     )

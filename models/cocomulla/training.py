@@ -7,6 +7,13 @@ the mix, ``T + 1`` condition frames (the adapter's layout), at most 1,000 frames
 
 Pattern layout (as transformers' MusicGen): step 0 is the start token; codebook ``k`` at step
 ``s`` holds frame ``s - 1 - k``; the logits at step ``s`` for codebook ``k`` predict frame ``s - k``.
+
+Condition dropout (classifier-free guidance and missing material): per example and step, the
+piano roll and the drums are each masked with probability ``drop_conditions`` (the same
+``cond_mask`` the generator sets where the song has no such material; the authors' README
+reports rates 0.2 and 0.4), and the text is replaced with probability ``drop_text`` by the
+empty prompt exactly as the unconditional guidance branch sees it (T5 states zeroed, attention
+mask 0). The draws come from ``seed``, so the same seed gives the same run, resumed or not.
 """
 
 from __future__ import annotations
@@ -62,7 +69,10 @@ class TrainOptions:
         lr: peak learning rate (cosine decay to 0 over all steps).
         weight_decay: AdamW weight decay.
         clip: gradient-norm clip.
-        seed: shuffling seed.
+        seed: seed of the shuffling and of the condition dropout.
+        drop_conditions: probability (0..1) that an example's piano roll is masked, and
+            (drawn apart) that its drums are masked.
+        drop_text: probability (0..1) that an example's text is the empty (unconditional) prompt.
     """
 
     epochs: int = 10
@@ -70,6 +80,48 @@ class TrainOptions:
     weight_decay: float = 0.02
     clip: float = 0.1
     seed: int = 0
+    drop_conditions: float = 0.2
+    drop_text: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("drop_conditions", "drop_text"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name}={value} must be a probability from 0 to 1")
+
+    @property
+    def dropout(self) -> dict[str, float | int]:
+        """The condition-dropout settings (recorded in the resume file)."""
+        return {"drop_conditions": self.drop_conditions, "drop_text": self.drop_text, "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """Which conditions one training step drops."""
+
+    piano: bool = False
+    drums: bool = False
+    text: bool = False
+
+
+def dropout_plan(options: TrainOptions, examples: int) -> list[list[Dropped]]:
+    """Per epoch and example (in training-set order), the conditions dropped, from ``options.seed``."""
+    draws = np.random.default_rng((options.seed, 1)).random((options.epochs, examples, 3))
+    cond, text = options.drop_conditions, options.drop_text
+    return [[Dropped(bool(d[0] < cond), bool(d[1] < cond), bool(d[2] < text)) for d in epoch] for epoch in draws]
+
+
+def with_dropped(example: TrainExample, dropped: Dropped) -> TrainExample:
+    """``example`` with the dropped piano roll / drums masked (their ``present`` flags off)."""
+    c = example.content
+    if not (dropped.piano or dropped.drums):
+        return example
+    off = np.zeros(c.frames, bool)
+    content = ContentFrames(
+        c.chords, c.piano_roll, c.drum_codes, off if dropped.piano else c.piano_present,
+        off if dropped.drums else c.drums_present,
+    )
+    return TrainExample(example.codes, content, example.text)
 
 
 @dataclass
@@ -98,8 +150,12 @@ def pattern_batch(codes: torch.Tensor, start_token: int) -> tuple[torch.Tensor, 
     return ids.reshape(batch * books, steps), targets
 
 
-def text_states(lm: Any, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Projected T5 states and mask of ``texts`` for the decoder's cross-attention."""
+def text_states(lm: Any, texts: Sequence[str], *, null: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Projected T5 states and mask of ``texts`` for the decoder's cross-attention.
+
+    With ``null`` the states are zeros and the mask 0: the unconditional branch of
+    classifier-free guidance (what the decoders feed for "no text").
+    """
     model = lm.model
     tok = lm.tokenizer(list(texts), return_tensors="pt", padding=True)
     ids, mask = tok["input_ids"].to(lm.device), tok["attention_mask"].to(lm.device)
@@ -107,16 +163,22 @@ def text_states(lm: Any, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tens
         hidden = model.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state
         if getattr(model, "enc_to_dec_proj", None) is not None:
             hidden = model.enc_to_dec_proj(hidden)
+    if null:
+        mask = torch.zeros_like(mask)
     return hidden * mask[..., None].to(hidden.dtype), mask
 
 
-def example_loss(lm: Any, adapter: CocoMullaAdapter, example: TrainExample) -> torch.Tensor:
-    """Mean cross-entropy (nats per code) of the base model + adapter on one window."""
+def example_loss(lm: Any, adapter: CocoMullaAdapter, example: TrainExample, *, null_text: bool = False) -> torch.Tensor:
+    """Mean cross-entropy (nats per code) of the base model + adapter on one window.
+
+    Args:
+        null_text: feed the unconditional (empty) text instead of ``example.text``.
+    """
     decoder = lm.model.decoder
     device = adapter.pos_emb.device
     codes = torch.from_numpy(example.codes)[None].to(device)
     ids, targets = pattern_batch(codes, int(decoder.config.bos_token_id))
-    hidden, mask = text_states(lm, [example.text])
+    hidden, mask = text_states(lm, [example.text], null=null_text)
     c = example.content
     logits = adapter_logits(
         decoder, adapter, input_ids=ids, encoder_hidden_states=hidden, encoder_attention_mask=mask,
@@ -180,6 +242,12 @@ def train_adapter(
     resume_path = Path(resume).expanduser() if resume is not None else None
     if resume_path is not None and resume_path.is_file():
         saved = torch.load(resume_path, map_location="cpu", weights_only=True)
+        recorded = saved.get("dropout", options.dropout)
+        if recorded != options.dropout:
+            raise ValueError(
+                f"resume file {resume_path} was trained with {recorded}, not {options.dropout}; pass the "
+                "same --drop-conditions, --drop-text and seed, or delete the resume file to start over"
+            )
         adapter.load_state_dict(saved["adapter"], strict=True)
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(saved["scheduler"])
@@ -188,10 +256,12 @@ def train_adapter(
         log.info("resumed from %s after epoch %d", resume_path, report.epochs_done)
     rng = np.random.default_rng(options.seed)
     orders = [rng.permutation(len(train)) for _ in range(options.epochs)]
+    drops = dropout_plan(options, len(train))
     step = report.epochs_done * len(train)
     for epoch in range(report.epochs_done, options.epochs):
         for i in orders[epoch]:
-            loss = example_loss(lm, adapter, train[int(i)])
+            dropped = drops[epoch][int(i)]
+            loss = example_loss(lm, adapter, with_dropped(train[int(i)], dropped), null_text=dropped.text)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(adapter.parameters(), options.clip)
@@ -212,7 +282,7 @@ def train_adapter(
         if resume_path is not None:
             _save_atomic({
                 "adapter": adapter.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "epoch": report.epochs_done, "held_out": report.held_out,
+                "epoch": report.epochs_done, "held_out": report.held_out, "dropout": options.dropout,
             }, resume_path)
     adapter.eval().requires_grad_(False)
     return report

@@ -30,7 +30,9 @@ step goes through :meth:`FastMusicGenDecoder._layer` once per transformer layer,
 and :meth:`~FastMusicGenDecoder._feed_forward` in turn with the layer index and the
 layer-normed ``(rows, 1, hidden)`` hidden state (self-attention also gets the step position).
 An adapter subclasses the decoder and overrides one of them (e.g. adds per-layer prefix
-keys/values in ``_self_attention``); the prefill is :meth:`~FastMusicGenDecoder._prefill`.
+keys/values in ``_self_attention``, or its own attention of the step's queries in
+:meth:`~FastMusicGenDecoder._attention_output`, as :mod:`models.cocomulla.fast` does); the
+prefill is :meth:`~FastMusicGenDecoder._prefill`.
 The overrides stay graph-capturable as long as they use no host values that change between
 steps.
 """
@@ -473,7 +475,24 @@ class FastMusicGenDecoder:
             cache.values[i].index_copy_(2, slot_t, v)
             keys, values = cache.keys[i], cache.values[i]
         out = F.scaled_dot_product_attention(q, keys, values, attn_mask=valid, scale=w.scaling)
-        return F.linear(out.transpose(1, 2).reshape(rows, 1, -1), *w.out)
+        return self._attention_output(i, q, out, pos)
+
+    def _attention_output(self, i: int, q: Any, out: Any, pos: int | None) -> Any:
+        """Output projection of the self-attention: the hook point for attention adapters.
+
+        Args:
+            i: layer index.
+            q: ``(rows, heads, 1, head_dim)`` the step's queries (an adapter may attend with them).
+            out: ``(rows, heads, 1, head_dim)`` the attention over the cache.
+            pos: as in :meth:`_forward_step` (None: read the position from ``self._pos``).
+
+        Returns:
+            ``(rows, 1, hidden)`` what the layer adds to its residual stream.
+        """
+        import torch.nn.functional as F  # noqa: N812
+
+        w = self._weights[i]
+        return F.linear(out.transpose(1, 2).reshape(out.shape[0], 1, -1), *w.out)
 
     def _cross_attention(self, i: int, x: Any) -> Any:
         """Attention over the fixed text states (plain MusicGen)."""

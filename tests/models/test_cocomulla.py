@@ -256,8 +256,8 @@ def test_transformers_generate_feeds_the_adapter_its_step_positions(monkeypatch:
         off = np.zeros(frames, bool)
         return ContentFrames(chords, np.zeros((frames, 128), np.float32), np.zeros((4, frames), np.int64), off, off)
 
-    hook = ConditionedWindows(lm.model.decoder, debug_adapter(lm.model.decoder), content, guidance_scale=3.0)
-    with torch.inference_mode(), hook(0.0, 10):
+    hook = ConditionedWindows(lm.model.decoder, debug_adapter(lm.model.decoder), content)
+    with torch.inference_mode(), hook(0.0, 10) as states, attached(lm.model.decoder, states.repeated(2)):
         lm.model.generate(**lm.tokenizer(["funk"], return_tensors="pt"), do_sample=True, max_new_tokens=13)
     assert None not in seen
     assert seen[-13:] == list(range(1, 14))  # key length after each decoding step's cache update

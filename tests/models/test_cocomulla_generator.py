@@ -223,3 +223,33 @@ def test_chord_notes_change_the_music_and_the_info_says_so(gen: Any) -> None:
     assert a.info["content"]["piano_roll"] == "from the chord notes"
     assert not same(a, b)  # same chord symbols, different notes
     assert same(a, gen.generate(played_cond((Note(60, 0.0, 8.0), Note(64, 0.0, 8.0))), seed=2))
+
+
+def test_takes_decode_as_one_batch_with_each_takes_seed(gen: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from models.cocomulla.fast import CocoMullaFastDecoder
+
+    decodes: list[int] = []
+    real = CocoMullaFastDecoder.generate_codes
+
+    def spy(self: Any, text_ids: Any, *args: Any, **kwargs: Any) -> Any:
+        decodes.append(int(text_ids.shape[0]))
+        return real(self, text_ids, *args, **kwargs)
+
+    monkeypatch.setattr(CocoMullaFastDecoder, "generate_codes", spy)
+    c = cond(symbols=C_AM, pattern=drums())
+    takes = gen.generate_variations(c, seeds=[5, 6])
+    assert decodes and set(decodes) == {2}  # every window of both takes in one decode
+    decodes.clear()
+    for seed, take in zip((5, 6), takes, strict=True):
+        assert same(take, gen.generate(c, seed=seed))
+        assert take.info["backend"] == "cocomulla" and take.info["content"]["drums"] is True
+    assert set(decodes) == {1}
+    assert not same(takes[0], takes[1])
+
+
+def test_stock_decoder_is_honoured_and_gives_the_fast_audio(gen: Any) -> None:
+    stock = build_generator("cocomulla-debug", decoder="stock")
+    stock._encode = loudness_codes
+    c = cond(symbols=C_AM, pattern=drums())
+    assert same(stock.generate(c, seed=8), gen.generate(c, seed=8))
+    assert len(stock.generate_variations(c, seeds=[8, 9])) == 2  # one by one on the stock loop

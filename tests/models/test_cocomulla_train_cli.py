@@ -53,6 +53,7 @@ def test_train_command_writes_an_adapter_that_loads(tmp_path: Path, capsys: pyte
     printed = capsys.readouterr().out
     assert "epoch 1: held-out loss" in printed and "epoch 2: held-out loss" in printed
     assert "trained on 1 windows of 2 songs (held out: 1)" in printed
+    assert "condition dropout: piano roll and drums 0.2 each, text 0.1 (seed 0)" in printed
     from models.registry import build_generator
 
     gen = build_generator("cocomulla-debug", adapter=str(out))
@@ -66,3 +67,15 @@ def test_train_command_refuses_a_missing_folder(tmp_path: Path, capsys: pytest.C
                  "--debug", "--quiet", "--device", "cpu"])
     assert code == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--drop-conditions", "1.5"), ("--drop-text", "-0.1"), ("--drop-text", "x")])
+def test_train_command_refuses_a_bad_probability(tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str,
+                                                 value: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["cocomulla", "train", "--data", str(tmp_path), "--out", str(tmp_path / "x.pth"), "--debug",
+              "--quiet", flag, value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert flag in err and "from 0 to 1" in err
+    assert not (tmp_path / "x.pth").exists()
