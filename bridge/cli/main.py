@@ -18,6 +18,7 @@ from bridge.cli.cocomulla import add_cocomulla_commands
 from bridge.cli.console import console_logging
 from bridge.cli.report import add_report_command
 from bridge.cli.server import add_server_commands
+from bridge.cli.worker import add_worker_command
 from bridge.job.request import RequestError, decode_request, parse_request
 
 EXIT_INPUT = 2
@@ -198,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_models)
 
     add_server_commands(sub)
+    add_worker_command(sub)
     add_report_command(sub)
     add_cocomulla_commands(sub)
     return parser

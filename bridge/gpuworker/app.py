@@ -44,8 +44,9 @@ from bridge.remote.wire import is_blob_id
 from models.base import CancelToken
 
 log = logging.getLogger(__name__)
-#: One line per job event (accepted, started, done, failed, cancelled).
-job_log = logging.getLogger("bridge.gpuworker.jobs")
+#: Name of the logger with one line per job event (accepted, started, done, failed, cancelled).
+JOB_LOG_NAME = "bridge.gpuworker.jobs"
+job_log = logging.getLogger(JOB_LOG_NAME)
 
 #: The API version in ``GET /v1/health``.
 API_VERSION = 1

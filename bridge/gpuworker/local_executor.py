@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -92,7 +93,7 @@ class LocalExecutor:
         )
         self._grace = cancel_grace_s
         self._process: GeneratorProcess | None = None
-        self._lock = asyncio.Lock()
+        self._lock = threading.Lock()  # not asyncio's: the executor may serve more than one event loop
         self._models: list[str] = []
         self._closed = False
         #: Generators built by the current process (a warm model adds none).
@@ -120,14 +121,17 @@ class LocalExecutor:
             TaskFailed: every failure; "cancelled" after a cancel, "worker_crashed" when the
                 process died.
         """
-        async with self._lock:
-            return await asyncio.to_thread(self._run_blocking, task, progress, cancel)
+        return await asyncio.to_thread(self._run_locked, task, progress, cancel)
 
     async def close(self) -> None:
-        """Stop the generator process (a running task ends as cancelled)."""
+        """Stop the generator process; one running a task is killed at once (the task is not recorded)."""
         self._closed = True
         process, self._process = self._process, None
-        if process is not None:
+        if process is None:
+            return
+        if self._lock.locked():
+            await asyncio.to_thread(process.kill)
+        else:
             await asyncio.to_thread(process.stop, 2.0)
 
     # -- internals (the executor's thread) ------------------------------------------------------
@@ -152,6 +156,10 @@ class LocalExecutor:
                 log.warning("generator process could not take %s (attempt %d): %s", task.job_id, attempt, exc)
                 self._drop_process(restart=False)
         raise TaskFailed("worker_crashed", "the generator process could not be started; see the worker's log")
+
+    def _run_locked(self, task: GenerationTask, progress: TaskProgress, cancel: CancelToken) -> TaskResult:
+        with self._lock:
+            return self._run_blocking(task, progress, cancel)
 
     def _run_blocking(self, task: GenerationTask, progress: TaskProgress, cancel: CancelToken) -> TaskResult:
         try:
