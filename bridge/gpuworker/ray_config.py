@@ -5,7 +5,7 @@ A TOML file (read with :mod:`tomllib`), every section and key optional except wh
     [worker]                          # the HTTP service (docs/worker-api.md)
     name = "ray-worker"               # reported in /v1/health and job documents
     host = "127.0.0.1"                # Serve's HTTP proxy binds here (loopback by default)
-    port = 8760
+    port = 9100
     token_file = "worker-token"       # required; relative paths start at this file's folder
     state_dir = "worker-state"        # jobs, blobs and results on disk (the ingress's node)
     max_queue = 16                    # jobs queued or running at most
@@ -109,7 +109,7 @@ class RayServeConfig:
     state_dir: Path
     name: str = "ray-worker"
     host: str = "127.0.0.1"
-    port: int = 8760
+    port: int = 9100
     max_queue: int = 16
     max_upload_mb: int = 512
     keep_hours: float = 24.0
@@ -229,7 +229,7 @@ def parse_ray_config(data: Mapping[str, Any], source: Path) -> RayServeConfig:
         source=source,
         name=worker.text("name", "ray-worker"),
         host=worker.text("host", "127.0.0.1"),
-        port=worker.integer("port", 8760, low=1, high=65535),
+        port=worker.integer("port", 9100, low=1, high=65535),
         token_file=worker.path("token_file", None),
         state_dir=worker.path("state_dir", "worker-state"),
         max_queue=worker.integer("max_queue", 16, low=1),

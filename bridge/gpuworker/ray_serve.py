@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bridge.gpuworker.executor import TaskFailed, TaskProgress
-from bridge.gpuworker.ray_config import RayServeConfig
+from bridge.gpuworker.ray_config import RayConfigError, RayServeConfig
 from bridge.gpuworker.task import GenerationTask, ModelCache, TaskResult, execute_task
 from bridge.server.worker import error_code
 from models.base import CancelToken
@@ -384,16 +384,41 @@ def connect_ray(config: RayServeConfig) -> bool:
     if config.ray_address:
         ray.init(address=config.ray_address, log_to_driver=False)
         return False
-    # a cluster started here is this machine alone: every Ray service on loopback, no dashboard
+    # A cluster started here is this machine alone: every Ray service on loopback, no dashboard;
+    # its workers import this very checkout of stembridge (not another one installed elsewhere).
+    source = str(Path(__file__).resolve().parents[2])
+    paths = [source, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != source]]
     ray.init(num_cpus=config.ray_num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-             log_to_driver=False)
+             log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}})
     return True
+
+
+def check_resources(config: RayServeConfig, totals: dict[str, float]) -> None:
+    """Refuse replicas this cluster can never place (else ``serve.run`` would wait forever).
+
+    Args:
+        config: the validated configuration.
+        totals: the cluster's resources (``ray.cluster_resources()``), e.g. {"CPU": 8, "GPU": 1}.
+
+    Raises:
+        RayConfigError: one replica needs more GPUs or CPUs than the cluster has.
+    """
+    rep = config.replicas
+    for key, need, fix in (("GPU", rep.num_gpus, 'num_gpus = 0 (with [models.options] device = "cpu")'),
+                           ("CPU", rep.num_cpus, "a smaller num_cpus")):
+        have = float(totals.get(key, 0.0))
+        if need > have:
+            raise RayConfigError(f"{config.source}: [replicas] num_{key.lower()}s = {need:g} per replica, but this "
+                                 f"Ray cluster has {have:g} {key}(s); set {fix}, or run where there are enough")
 
 
 def deploy(config: RayServeConfig) -> None:
     """Start Serve's HTTP proxy on ``host:port`` (if Serve is not running yet) and deploy the app.
 
     Returns once every replica is ready (models in ``preload`` loaded).
+
+    Raises:
+        RuntimeError: Serve could not deploy (a replica failed to start; its log says why).
     """
     from ray import serve
 
@@ -405,12 +430,19 @@ def serve_forever(config: RayServeConfig, *, announce: Callable[[str], None] = p
     """Connect to Ray, deploy the worker and block until Ctrl-C; then remove what was started.
 
     A cluster started here is shut down; on a joined cluster only this application is deleted.
+
+    Raises:
+        RayConfigError: the token file is unusable, or a replica needs more than this machine has.
+        RuntimeError: Serve could not deploy (a replica failed to start; its log says why).
     """
     import ray
     from ray import serve
 
+    config.token()  # a missing token file is refused before Ray starts
     started = connect_ray(config)
     try:
+        if started:  # a joined cluster's autoscaler may add nodes; this machine will not grow
+            check_resources(config, dict(ray.cluster_resources()))
         deploy(config)
         rep = config.replicas
         announce(f"stembridge worker {config.name!r} on Ray Serve: http://{config.host}:{config.port}/v1/health "
@@ -425,6 +457,7 @@ def serve_forever(config: RayServeConfig, *, announce: Callable[[str], None] = p
                 serve.shutdown()
             else:
                 serve.delete(APP_NAME)
-        finally:
-            if started:
-                ray.shutdown()
+        except Exception as exc:  # stopping anyway: say what was left behind
+            log.warning("could not remove the Serve application %s: %s", APP_NAME, exc)
+        if started:
+            ray.shutdown()
