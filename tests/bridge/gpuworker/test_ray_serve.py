@@ -50,6 +50,13 @@ def _long_request(project: Path) -> dict[str, Any]:
     return raw
 
 
+def _medium_request(project: Path) -> dict[str, Any]:
+    """About 0.5 s of arranger work (64 one-bar sections, one take each)."""
+    raw = song_request(project, sections=64, bars_each=1, stems=["bass"])
+    raw["project"]["sample_rate"] = 22050
+    return raw
+
+
 def _short_request(project: Path, stems: list[str]) -> dict[str, Any]:
     return song_request(project, sections=2, bars_each=2, stems=stems)
 
@@ -96,7 +103,7 @@ async def _drain(gen: Any) -> list[tuple[Any, ...]]:
 def test_one_replica_runs_tasks_concurrently_on_its_shared_cache(tmp_path: Path) -> None:
     project = make_song(tmp_path / "song")
     replica = GenerationReplica({}, 2, ("arranger",), 2)
-    tasks = [_task(_long_request(project), f"c{i}", seed=i) for i in range(2)]
+    tasks = [_task(_medium_request(project), f"c{i}", seed=i) for i in range(2)]
     seen_together = threading.Event()
 
     async def main() -> list[list[tuple[Any, ...]]]:
