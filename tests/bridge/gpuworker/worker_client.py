@@ -43,12 +43,15 @@ class JobRun:
         return [float(d["fraction"]) for e, d in self.events if e == "progress"]
 
 
-def make_song(root: Path, bars: int = 64) -> Path:
-    """A project folder with ``bars`` bars of chords (Am F C G) and a four-on-the-floor kick."""
+def make_song(root: Path, bars: int = 64, *, label: str = "") -> Path:
+    """A project folder with ``bars`` bars of chords (Am F C G) and a four-on-the-floor kick.
+
+    ``label`` goes into the MIDI track names: the same music in other bytes (other blob ids).
+    """
     root.mkdir(parents=True, exist_ok=True)
     chords = [(p, bar * 4.0, bar * 4.0 + 3.9, 80) for bar in range(bars) for p in AM_F_C_G[bar % 4]]
-    write_midi(root / "chords.mid", chords, name="chords")
-    write_midi(root / "drums.mid", [(36, b, b + 0.1, 100) for b in range(bars * 4)], drum=True, name="drums")
+    write_midi(root / "chords.mid", chords, name=f"chords{label}")
+    write_midi(root / "drums.mid", [(36, b, b + 0.1, 100) for b in range(bars * 4)], drum=True, name=f"drums{label}")
     return root
 
 
@@ -134,13 +137,19 @@ class WorkerClient:
                 run.final, run.data = event, data
                 break
         if run.final == "done":
-            for section in run.data["result"]["sections"]:
-                for take in section["takes"]:
-                    for ref in take["stems"].values():
-                        response = self.http.get(f"/v1/blobs/{ref}")
-                        response.raise_for_status()
-                        run.stems[ref] = response.content
+            run.stems = self.fetch_stems(run.data["result"])
         return run
+
+    def fetch_stems(self, result: dict[str, Any]) -> dict[str, bytes]:
+        """Blob id -> bytes of every stem a result document names (``GET /v1/blobs/<id>``)."""
+        stems: dict[str, bytes] = {}
+        for section in result["sections"]:
+            for take in section["takes"]:
+                for ref in take["stems"].values():
+                    response = self.http.get(f"/v1/blobs/{ref}")
+                    response.raise_for_status()
+                    stems[ref] = response.content
+        return stems
 
     def run_job(self, raw_request: dict[str, Any], job_id: str, seed: int) -> JobRun:
         """Upload, submit and follow one job (what a bridge does)."""
