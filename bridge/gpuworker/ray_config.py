@@ -30,6 +30,7 @@ A TOML file (read with :mod:`tomllib`), every section and key optional except wh
     num_cpus = 1                      # per replica
     max_ongoing_requests = 4          # tasks one replica runs at once (concurrent takes batch)
     target_ongoing_requests = 4       # autoscaling target per replica (default: max_ongoing_requests)
+    graceful_shutdown_s = 300         # a replica being removed finishes its tasks this long, in s
 
 :func:`load_ray_config` validates everything and raises :class:`RayConfigError` naming the file,
 the key, what is wrong and how to fix it. Nothing here imports Ray.
@@ -50,7 +51,7 @@ _KEYS: dict[str, set[str]] = {
     "ray": {"address", "num_cpus"},
     "models": {"preload", "max_models", "options"},
     "replicas": {"min", "max", "initial", "num_gpus", "num_cpus", "max_ongoing_requests",
-                 "target_ongoing_requests"},
+                 "target_ongoing_requests", "graceful_shutdown_s"},
 }
 
 
@@ -71,6 +72,9 @@ class ReplicaConfig:
         max_ongoing_requests: tasks one replica runs at once, each in its own thread on the
             replica's shared model cache (so concurrent takes can batch on one generator).
         target_ongoing_requests: autoscaling's target of ongoing tasks per replica.
+        graceful_shutdown_s: seconds a replica being removed (scaled down, redeployed) may
+            finish its running tasks before it is killed (those then fail with
+            ``worker_crashed``).
     """
 
     min: int = 1
@@ -80,6 +84,7 @@ class ReplicaConfig:
     num_cpus: float = 1.0
     max_ongoing_requests: int = 4
     target_ongoing_requests: float = 4.0
+    graceful_shutdown_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -223,6 +228,7 @@ def parse_ray_config(data: Mapping[str, Any], source: Path) -> RayServeConfig:
         num_cpus=rep.number("num_cpus", 1.0, low=0.0),
         max_ongoing_requests=ongoing,
         target_ongoing_requests=rep.number("target_ongoing_requests", float(ongoing), low=0.0, above=True),
+        graceful_shutdown_s=rep.number("graceful_shutdown_s", 300.0, low=0.0),
     )
     num_cpus = ray.integer("num_cpus", 0, low=0)
     return RayServeConfig(

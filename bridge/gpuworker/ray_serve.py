@@ -347,6 +347,7 @@ def generation_deployment(config: RayServeConfig) -> Any:
         name="Generation",
         ray_actor_options={"num_gpus": rep.num_gpus, "num_cpus": rep.num_cpus},
         max_ongoing_requests=rep.max_ongoing_requests,
+        graceful_shutdown_timeout_s=rep.graceful_shutdown_s,
         autoscaling_config={
             "min_replicas": rep.min,
             "max_replicas": rep.max,

@@ -24,7 +24,7 @@ def test_the_example_reads_with_paths_from_its_own_folder_and_home() -> None:
     assert config.token_file == Path("~/.stembridge/worker-token").expanduser().resolve()
     assert config.replicas.min == 1 and config.replicas.max == 2 and config.replicas.num_gpus == 1
     assert config.replicas.max_ongoing_requests == 4 and config.preload == ("musicgen-small",)
-    assert config.model_options == {"device": "cuda"}
+    assert config.model_options == {"device": "cuda"} and config.replicas.graceful_shutdown_s == 300
 
 
 def test_defaults_and_relative_paths(tmp_path: Path) -> None:
