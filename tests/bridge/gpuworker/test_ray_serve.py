@@ -228,6 +228,25 @@ def test_several_clients_at_once_all_get_their_takes(worker: Any) -> None:
 
 
 @pytest.mark.slow
+def test_a_large_blob_goes_through_serves_proxy_intact(worker: Any) -> None:
+    import os
+
+    from bridge.remote.wire import blob_id
+
+    config, _ = worker
+    client = _client(config)
+    data = os.urandom(48 * 1024 * 1024)
+    ref = blob_id(data)
+    assert client.upload({ref: data}) == 1
+    assert client.http.head(f"/v1/blobs/{ref}").status_code == 200
+    back = client.http.get(f"/v1/blobs/{ref}")
+    assert back.status_code == 200 and back.content == data
+    wrong = client.http.put(f"/v1/blobs/{'0' * 64}", content=data[:1024])
+    assert wrong.status_code == 400 and wrong.json()["error"]["code"] == "blob_mismatch"
+    client.close()
+
+
+@pytest.mark.slow
 def test_a_cancel_over_http_stops_the_task_on_its_replica(worker: Any) -> None:
     config, project = worker
     client = _client(config)
