@@ -9,6 +9,7 @@ handling), and jobs still queued or running then run again at the next start.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import ipaddress
 import logging
 import os
@@ -98,6 +99,13 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _check_installed() -> None:
+    missing = [name for name in ("starlette", "uvicorn") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise WorkerArgsError(f"the worker needs {', '.join(missing)}, which is not installed here; "
+                              "install the worker extra: pip install 'stembridge[worker]'")
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """``stembridge worker``: serve until Ctrl-C."""
     if args.ray:
@@ -108,6 +116,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if not args.state_dir:
             raise WorkerArgsError("--state-dir is required: the folder for uploaded files, jobs and results "
                                   "(or give --ray CONFIG, which sets it)")
+        _check_installed()
         host, port = parse_listen(args.listen)
         token = read_token(args.token_file)
         if token is None:

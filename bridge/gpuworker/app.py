@@ -307,8 +307,8 @@ class WorkerService:
         return str(blob)
 
     async def blob_head(self, request: Request) -> Response:
-        """``HEAD /v1/blobs/<id>``."""
-        return Response(status_code=200 if self.store.has_blob(self._blob_param(request)) else 404)
+        """``HEAD /v1/blobs/<id>`` (a blob asked for counts as just used: the cleanup keeps it)."""
+        return Response(status_code=200 if self.store.touch_blob(self._blob_param(request)) else 404)
 
     async def blob_get(self, request: Request) -> Response:
         """``GET /v1/blobs/<id>``."""
@@ -332,7 +332,7 @@ class WorkerService:
             async for chunk in request.stream():
                 if chunk:
                     upload.write(chunk)
-            created = upload.commit()
+            created = await asyncio.to_thread(upload.commit)  # fsync and rename off the event loop
         except UploadRefused as exc:
             status = 413 if exc.code == "too_large" else 400
             raise Refused(status, exc.code, exc.message) from None
@@ -371,7 +371,8 @@ class WorkerService:
         if job_id in self._jobs:  # submitted again while this one was being checked
             return self._resubmitted(self._jobs[job_id], submission)
         record = JobRecord(job_id=job_id, body_hash=submission.body_hash, blobs=list(submission.blobs))
-        if not await asyncio.to_thread(self.store.create_job, record, submission.doc):
+        # no await from the check above to the insert below: a job id is created once
+        if not self.store.create_job(record, submission.doc):
             raise Refused(409, "duplicate", f"job {job_id} already exists in this worker's state folder")
         self._jobs[job_id] = record
         self._queue.put_nowait(job_id)
@@ -416,8 +417,9 @@ class WorkerService:
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def _event_stream(self, job_id: str) -> AsyncIterator[bytes]:
-        record = self._jobs[job_id]
-        yield _sse("state", self._document(record, with_result=False))
+        record = self._jobs.get(job_id)
+        if record is not None:
+            yield _sse("state", self._document(record, with_result=False))
         last: tuple[float, str] | None = None
         sent_at = 0.0
         heartbeat = self.config.heartbeat_s

@@ -215,9 +215,17 @@ class WorkerStore:
         """True when blob ``blob`` is stored."""
         return self.blob_path(blob).is_file()
 
+    def touch_blob(self, blob: str) -> bool:
+        """Mark blob ``blob`` as just used (kept another ``keep_hours``); False when it is not stored."""
+        try:
+            os.utime(self.blob_path(blob))
+        except FileNotFoundError:
+            return False
+        return True
+
     def missing_blobs(self, blobs: Iterable[str]) -> list[str]:
-        """The ids of ``blobs`` not stored here, in order, each once."""
-        return [b for b in dict.fromkeys(blobs) if not self.has_blob(b)]
+        """The ids of ``blobs`` not stored here, in order, each once (the others count as just used)."""
+        return [b for b in dict.fromkeys(blobs) if not self.touch_blob(b)]
 
     def begin_upload(self, blob: str, max_bytes: int) -> BlobUpload:
         """Start streaming blob ``blob`` in (at most ``max_bytes`` bytes)."""

@@ -20,6 +20,7 @@ import copy
 import hashlib
 import io
 import re
+import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -71,11 +72,35 @@ def is_blob_id(text: object) -> bool:
     return isinstance(text, str) and _BLOB_ID.match(text) is not None
 
 
+_WAVE_FORMAT_IEEE_FLOAT = 3
+_RIFF_LIMIT = 2**32 - 1
+
+
 def audio_to_wav(audio: Audio) -> bytes:
-    """``audio`` as a 32-bit float WAV file's bytes (sample-exact round trip)."""
-    buf = io.BytesIO()
-    sf.write(buf, np.ascontiguousarray(audio.samples.T), audio.sample_rate, format="WAV", subtype="FLOAT")
-    return buf.getvalue()
+    """``audio`` as a 32-bit float WAV file's bytes (sample-exact round trip).
+
+    The bytes depend on the samples and the rate only, so the same audio always has the same
+    blob id: the file is written here (``fmt``, ``fact`` and ``data`` chunks) instead of by
+    libsndfile, whose float WAV files carry a ``PEAK`` chunk with the time they were written.
+
+    Raises:
+        WireError: code "input" for audio too long for a WAV file (over 4 GiB).
+    """
+    samples = np.ascontiguousarray(audio.samples.T, dtype="<f4")  # frames x channels, interleaved
+    frames, channels = samples.shape
+    data = samples.tobytes()
+    if 4 + 26 + 12 + 8 + len(data) > _RIFF_LIMIT:
+        raise WireError("input", f"{frames / audio.sample_rate:.0f} s of {channels}-channel audio is over "
+                                 "a WAV file's 4 GiB; send a shorter range")
+    block = 4 * channels
+    fmt = struct.pack("<HHIIHHH", _WAVE_FORMAT_IEEE_FLOAT, channels, audio.sample_rate,
+                      audio.sample_rate * block, block, 32, 0)  # 18 bytes: cbSize 0 for a non-PCM format
+    chunks = b"".join([
+        b"fmt ", struct.pack("<I", len(fmt)), fmt,
+        b"fact", struct.pack("<II", 4, frames),
+        b"data", struct.pack("<I", len(data)), data,
+    ])
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
 
 
 def audio_from_wav(data: bytes) -> Audio:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -75,30 +76,43 @@ def test_listen_addresses() -> None:
     assert not is_loopback("0.0.0.0") and not is_loopback("gpu.example.org")
 
 
-def test_the_worker_serves_with_its_token_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+def _self_signed(folder: Path) -> list[str]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed here")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem")],
+                   check=True, capture_output=True)
+    return ["--ssl-keyfile", str(folder / "key.pem"), "--ssl-certfile", str(folder / "cert.pem")]
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_the_worker_serves_with_its_token_and_stops_cleanly_on_ctrl_c(tmp_path: Path, tls: bool) -> None:
     (tmp_path / "token").write_text("s3cret-token\n")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
     proc = subprocess.Popen(
         [sys.executable, "-m", "bridge.cli.main", "worker", "--listen", "127.0.0.1:0", "--token-file",
-         str(tmp_path / "token"), "--state-dir", str(tmp_path / "state"), "--name", "cli-test"],
+         str(tmp_path / "token"), "--state-dir", str(tmp_path / "state"), "--name", "cli-test",
+         *(_self_signed(tmp_path) if tls else [])],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        match = re.search(r"serving on (http://127\.0\.0\.1:\d+)", line)
+        match = re.search(r"serving on (https?://127\.0\.0\.1:\d+)", line)
         assert match, line + (proc.stderr.read() if proc.stderr else "")
         url = match.group(1)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                health = httpx.get(f"{url}/v1/health", headers={"Authorization": "Bearer s3cret-token"})
-                break
-            except httpx.ConnectError:
-                assert time.monotonic() < deadline, "the worker never answered"
-                time.sleep(0.1)
-        assert health.json()["worker"] == "cli-test"
-        assert httpx.get(f"{url}/v1/health").status_code == 401
+        assert url.startswith("https://" if tls else "http://")
+        with httpx.Client(base_url=url, verify=False) as http:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    health = http.get("/v1/health", headers={"Authorization": "Bearer s3cret-token"})
+                    break
+                except httpx.ConnectError:
+                    assert time.monotonic() < deadline, "the worker never answered"
+                    time.sleep(0.1)
+            assert health.json()["worker"] == "cli-test"
+            assert http.get("/v1/health").status_code == 401
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:
@@ -108,3 +122,20 @@ def test_the_worker_serves_with_its_token_and_stops_cleanly_on_ctrl_c(tmp_path: 
     assert proc.returncode == 0, err
     assert "stembridge worker stopped" in out
     assert (tmp_path / "state" / "jobs").is_dir()
+
+
+def test_the_console_shows_the_worker_s_job_events() -> None:
+    from bridge.cli.console import WORKER_JOB_LOG_NAME
+    from bridge.gpuworker.app import JOB_LOG_NAME
+
+    assert WORKER_JOB_LOG_NAME == JOB_LOG_NAME
+
+
+def test_a_missing_web_stack_is_refused_with_what_to_install(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    err = _refused(["worker", "--state-dir", str(tmp_path / "state")], capsys)
+    assert "uvicorn" in err and "stembridge[worker]" in err

@@ -235,3 +235,47 @@ def test_a_full_queue_answers_busy(
         assert worker.job_folders() == ["one.1"]
         worker.http.post("/v1/jobs/one.1/cancel")
         assert wait_final(worker.http, "one.1")["state"] == "cancelled"
+
+
+def test_a_bar_range_regeneration_runs_from_base_takes_stored_as_blobs(
+    project: Path, tmp_path: Path, shared: LocalExecutor
+) -> None:
+    with running_worker(tmp_path / "state", shared) as worker:
+        assert submit(worker.http, project, "fresh.1").status_code == 202
+        fresh = wait_final(worker.http, "fresh.1")["result"]
+        verse = next(s for s in fresh["sections"] if s["name"] == "Verse 1")["takes"][0]
+        doc, blobs = task_doc(project, "regen.1", seed=11)
+        doc["request"]["range"] = {"start_bar": 2, "end_bar": 3}
+        doc["bases"] = {"takes": {"Verse 1": {"job_id": "20261122-101500-ab12cd", "take": verse}},
+                        "previous_mix": None}
+        upload(worker.http, blobs)  # the base stems are on the worker already: fresh.1 made them
+        assert worker.http.post("/v1/jobs", json=doc).status_code == 202
+        regen = wait_final(worker.http, "regen.1")
+        assert regen["state"] == "done", regen["error"]
+        assert [s["name"] for s in regen["result"]["sections"]] == ["Verse 1"]
+
+        base_blobs = {ref: worker.http.get(f"/v1/blobs/{ref}").content for ref in verse["stems"].values()}
+        local = execute_task(
+            GenerationTask(job_id="local", request=doc["request"], seed=11, bases=doc["bases"], blobs=base_blobs,
+                           files={rel: blobs[ref] for rel, ref in doc["files"].items()}),
+            models=ModelCache(), work_dir=tmp_path)
+        assert regen["result"] == local.result
+        missing = {**doc, "job_id": "regen.2",
+                   "bases": {**doc["bases"], "previous_mix": "f" * 64}}
+        reply = worker.http.post("/v1/jobs", json=missing)
+        assert reply.status_code == 409 and reply.json()["error"]["missing"] == ["f" * 64]
+
+
+@pytest.mark.slow
+def test_a_warm_neural_model_is_not_loaded_again(project: Path, tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    short = {"sections": [{"name": "Verse 1", "start_bar": 1, "end_bar": 2}], "stems": ["drums", "bass"],
+             "model": "musicgen-debug"}
+    with running_worker(tmp_path / "state") as worker:
+        for job_id, seed in (("neural.1", 1), ("neural.2", 2)):
+            assert submit(worker.http, project, job_id, seed=seed, **short).status_code == 202
+            final = wait_final(worker.http, job_id, timeout_s=120)
+            assert final["state"] == "done", final["error"]
+        assert worker.executor.loads == 1
+        assert worker.executor.models_loaded() == ["musicgen-debug"]

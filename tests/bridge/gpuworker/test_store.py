@@ -105,3 +105,12 @@ def test_cleanup_removes_old_finished_jobs_and_old_blobs_no_kept_job_names(tmp_p
     assert store.has_blob(kept_by_job) and store.has_blob(orphan_new)
     assert not store.has_blob(named_by_old_job) and not store.has_blob(orphan_old)
     assert list(store.tmp_dir.iterdir()) == []
+
+
+def test_an_old_blob_asked_for_again_is_kept_by_the_cleanup(tmp_path: Path) -> None:
+    store = WorkerStore(tmp_path)
+    asked = _put(store, b"the bridge asked HEAD for this one", age_h=30)
+    forgotten = _put(store, b"nobody asked", age_h=30)
+    assert store.missing_blobs([asked, "0" * 64]) == ["0" * 64]
+    assert store.cleanup(keep_hours=24) == (0, 1)
+    assert store.has_blob(asked) and not store.has_blob(forgotten)
