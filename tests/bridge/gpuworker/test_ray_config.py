@@ -90,3 +90,13 @@ def test_replicas_the_cluster_cannot_place_are_refused(tmp_path: Path) -> None:
     cpu_heavy = parse_ray_config({"worker": {"token_file": "t"}, "replicas": {"num_cpus": 4}}, tmp_path / "c.toml")
     with pytest.raises(RayConfigError, match="num_cpus = 4"):
         check_resources(cpu_heavy, {"CPU": 2.0})
+
+
+def test_the_ray_modules_import_neither_ray_nor_torch_until_they_serve() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, bridge.gpuworker.ray_serve, bridge.gpuworker.ray_config, bridge.cli.ray_worker, "
+            "bridge.cli.main; print(sorted(m for m in ('torch', 'transformers', 'ray') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]"
