@@ -14,6 +14,12 @@ Run: ``.venv/bin/python benchmarks/bench_remote.py [--jobs 10] [--clients 4] [--
 
 ``--device cuda`` runs the models on the GPU (replicas share it: each reserves 1/replicas of it
 unless ``--gpus-per-replica`` says otherwise).
+
+Measured on the 2-core development machine (shared, so noisy), arranger, 2 sections x 2 bars,
+4 stems at 48 kHz: (a) 174.9 ms in-process, 297.2 ms over HTTP (upload 8.6, submit 5.4, events
+until done 226.0, fetch 55.5 for 10 MB of stems): 122 ms overhead per job; (b) 4 clients x 4
+jobs, 2 tasks per replica: 115-133 jobs/min with 1 replica, 90-139 with 2 (two cores give a
+second replica nothing to run on; the test of scaling is a GPU per replica).
 """
 
 from __future__ import annotations
