@@ -108,7 +108,14 @@ def _check_installed() -> None:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """``stembridge worker``: serve until Ctrl-C."""
+    if args.ray:
+        from bridge.cli.ray_worker import cmd_ray_worker
+
+        return cmd_ray_worker(args, args.worker_parser)
     try:
+        if not args.state_dir:
+            raise WorkerArgsError("--state-dir is required: the folder for uploaded files, jobs and results "
+                                  "(or give --ray CONFIG, which sets it)")
         _check_installed()
         host, port = parse_listen(args.listen)
         token = read_token(args.token_file)
@@ -177,7 +184,10 @@ def add_worker_command(subparsers: argparse._SubParsersAction) -> None:  # type:
     p = subparsers.add_parser("worker", help="serve generation to bridges on other machines (GPU worker)")
     p.add_argument("--listen", default=DEFAULT_LISTEN, help=f"HOST:PORT to listen on (default {DEFAULT_LISTEN})")
     p.add_argument("--token-file", default=None, help=f"file holding the bearer token (or set {TOKEN_ENV})")
-    p.add_argument("--state-dir", required=True, help="folder for uploaded files, jobs and results")
+    p.add_argument("--state-dir", default=None, help="folder for uploaded files, jobs and results (required)")
+    p.add_argument("--ray", metavar="CONFIG", default=None,
+                   help="serve on Ray Serve, scaled out over replicas, as set in CONFIG (a TOML file like "
+                        "examples/ray-serve.toml); the other options are set there")
     p.add_argument("--model-path", help="local folder with the model's weights (neural models)")
     p.add_argument("--adapter", help="Coco-Mulla adapter checkpoint (.pth) for the cocomulla model")
     p.add_argument("--device", help="torch device for the models, e.g. cuda, cuda:1 or cpu (default: the model's)")
@@ -192,3 +202,4 @@ def add_worker_command(subparsers: argparse._SubParsersAction) -> None:  # type:
     # SUPPRESS: the top-level ``stembridge -v worker`` must not be reset to False by this subparser
     p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log more to the console")
     p.set_defaults(func=cmd_worker)
+    p.set_defaults(worker_parser=p)  # --ray tells the options given from their defaults
