@@ -13,7 +13,10 @@ from when it arrived, or from when the decoder last became free if it arrived wh
 decode ran) for the windows of other calls in flight, and not at all when every call in
 flight already has its window waiting (a call alone never waits). Decodes run one at a time,
 in the thread of one waiting caller (the "leader"), oldest window first; the other callers
-sleep until their window is done.
+sleep until their window is done. A decode holds
+:data:`~models.musicgen.sampling.GLOBAL_RNG_LOCK` (the stock loop's short windows take it
+themselves), so decodes of different models in one process still take turns, as calls did
+before coalescing: on CUDA, a graph capture fails while another thread launches work.
 
 Windows merge when they have the same number of new frames, the same prompt length, chroma
 of the same shape (or none), the same guidance and top-k, and are long enough for the fast
@@ -51,7 +54,7 @@ import numpy as np
 from models.base import CancelToken, GenerationCancelled, ProgressCallback
 from models.musicgen.batch import generate_batch, stock_window
 from models.musicgen.loading import LoadedMusicGen
-from models.musicgen.sampling import ChromaFn, SamplingOptions, run_windows
+from models.musicgen.sampling import GLOBAL_RNG_LOCK, ChromaFn, SamplingOptions, run_windows
 
 #: Seconds a waiting caller sleeps between checks of its cancel token while nothing happens.
 POLL_S = 0.02
@@ -335,10 +338,12 @@ class WindowCoalescer:
             else:
                 prompts = None if key.prompt_shape is None else [r.prompt for r in group if r.prompt is not None]
                 chromas = None if key.chroma_shape is None else [r.chroma for r in group if r.chroma is not None]
-                outs = list(generate_batch(
-                    self.lm, [r.text for r in group], key.new_frames, prompts=prompts, chromas=chromas,
-                    options=first.options, cancel=never, on_step=step, generators=[r.generator for r in group],
-                ))
+                with GLOBAL_RNG_LOCK:  # one decode at a time in the process, as without coalescing
+                    outs = list(generate_batch(
+                        self.lm, [r.text for r in group], key.new_frames, prompts=prompts, chromas=chromas,
+                        options=first.options, cancel=never, on_step=step,
+                        generators=[r.generator for r in group],
+                    ))
         except BaseException as exc:  # handed to every caller of the batch, in its own thread
             error = exc
         with self._cond:
