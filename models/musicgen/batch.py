@@ -156,7 +156,7 @@ def continue_audio_batch(
     def window(new: int, contexts: list[np.ndarray | None], chromas: list[np.ndarray | None],
                on_step: Callable[[int], None]) -> list[np.ndarray]:
         if new < per_channel - 1:
-            return [_stock_window(lm, text, new, c, m, g, options, cancel, on_step)
+            return [stock_window(lm, text, new, c, m, g, options, cancel, on_step)
                     for c, m, g in zip(contexts, chromas, generators, strict=True)]
         prompts = None if contexts[0] is None else [c for c in contexts if c is not None]
         have = None if chromas[0] is None else [m for m in chromas if m is not None]
@@ -171,7 +171,7 @@ def continue_audio_batch(
     )
 
 
-def _stock_window(
+def stock_window(
     lm: LoadedMusicGen, text: str, new: int, context: np.ndarray | None, chroma: np.ndarray | None,
     generator: Any, options: SamplingOptions, cancel: CancelToken, on_step: Callable[[int], None],
 ) -> np.ndarray:

@@ -21,6 +21,13 @@ from models.base import Generation, GenerationContext, Generator, ProgressCallba
 from models.conform import apply_fades, conform_to_grid, loudness_lufs, normalize_loudness
 from models.musicgen.batch import continue_audio_batch
 from models.musicgen.chroma import audio_chroma, conditioning_chroma
+from models.musicgen.coalesce import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_WAIT_S,
+    WindowCoalescer,
+    check_batching,
+    continue_audio_coalesced,
+)
 from models.musicgen.loading import LoadedMusicGen, load_debug, load_pretrained
 from models.musicgen.sampling import SamplingOptions, WindowHook, continue_audio, pick_decoder
 from models.separation.demucs import DemucsSeparator
@@ -56,6 +63,11 @@ class MusicGenGenerator(Generator):
         max_stem_gain_db: most a stem is boosted towards its target (keeps separation residue quiet).
         melody_weight: weight of the melody pitch class in the chroma.
         chord_weight: weight of each chord tone in the chroma.
+        coalesce: with the fast decoder, let calls running at once in different threads share
+            each window's decode (:mod:`models.musicgen.coalesce`); every call still gets its
+            seed's audio, and a call alone runs as it would without it.
+        batch_wait_s: longest wait (seconds) of a window for other calls' windows.
+        max_batch: most windows one shared decode holds.
 
     Raises:
         ModelUnavailableError: weights are missing; the message says how to get them.
@@ -85,7 +97,11 @@ class MusicGenGenerator(Generator):
         max_stem_gain_db: float = 6.0,
         melody_weight: float = 1.0,
         chord_weight: float = 0.5,
+        coalesce: bool = True,
+        batch_wait_s: float = DEFAULT_WAIT_S,
+        max_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
+        check_batching(batch_wait_s, max_batch)
         self.options = SamplingOptions(
             window_s=window_s, context_s=context_s, guidance_scale=guidance_scale, top_k=top_k,
             decoder=decoder,
@@ -102,6 +118,8 @@ class MusicGenGenerator(Generator):
         self.max_stem_gain_db = max_stem_gain_db
         self.melody_weight = melody_weight
         self.chord_weight = chord_weight
+        #: Shares the windows of concurrent calls (None: each call decodes alone).
+        self.coalescer = WindowCoalescer(self.lm, wait_s=batch_wait_s, max_batch=max_batch) if coalesce else None
 
     # -- helpers ----------------------------------------------------------------------------
     def _to_model(self, audio: Audio) -> np.ndarray:
@@ -151,12 +169,21 @@ class MusicGenGenerator(Generator):
     def _generate(self, conditioning: SectionConditioning, ctx: GenerationContext) -> Generation:
         plan = self._plan(conditioning, ctx)
         ctx.progress(0.0, f"{conditioning.section.name}: MusicGen starting")
-        raw, windows = continue_audio(
-            self.lm, conditioning.prompt, plan.gen_s + self.margin_s,
-            start_s=plan.start_s, prompt=plan.prompt, chroma_for=self._chroma_fn(conditioning),
-            options=self.options, seed=ctx.seed, cancel=ctx.cancel, progress=ctx.progress,
-            progress_span=(0.0, 0.8), window_hook=self._window_hook(conditioning),
-        )
+        hook = self._window_hook(conditioning)
+        if self.coalescer is not None and hook is None and pick_decoder(self.options.decoder, self.lm.device) == "fast":
+            raw, windows = continue_audio_coalesced(
+                self.lm, self.coalescer, conditioning.prompt, plan.gen_s + self.margin_s,
+                start_s=plan.start_s, prompt=plan.prompt, chroma_for=self._chroma_fn(conditioning),
+                options=self.options, seed=ctx.seed, cancel=ctx.cancel, progress=ctx.progress,
+                progress_span=(0.0, 0.8),
+            )
+        else:
+            raw, windows = continue_audio(
+                self.lm, conditioning.prompt, plan.gen_s + self.margin_s,
+                start_s=plan.start_s, prompt=plan.prompt, chroma_for=self._chroma_fn(conditioning),
+                options=self.options, seed=ctx.seed, cancel=ctx.cancel, progress=ctx.progress,
+                progress_span=(0.0, 0.8), window_hook=hook,
+            )
         ctx.cancel.check()
         return self._finish(conditioning, plan, raw, windows, ctx.progress)
 

@@ -96,9 +96,12 @@ def pick(logits: Any, options: PickOptions, generators: Sequence[Any] | None = N
         if probs.shape[0] % len(generators):
             raise ValueError(f"{probs.shape[0]} rows do not split into {len(generators)} equal items")
         block = probs.shape[0] // len(generators)
-        q = torch.cat([
-            torch.empty_like(probs[:block]).exponential_(1, generator=g) for g in generators
-        ])
+        if len(generators) == 1:  # one item: its draw, without a copy through cat
+            q = torch.empty_like(probs).exponential_(1, generator=generators[0])
+        else:
+            q = torch.cat([
+                torch.empty_like(probs[:block]).exponential_(1, generator=g) for g in generators
+            ])
     else:
         q = torch.empty_like(probs).exponential_(1)
     return torch.argmax(probs / q, dim=-1)
