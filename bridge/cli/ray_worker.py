@@ -75,7 +75,7 @@ def cmd_ray_worker(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
     Returns:
         0 after Ctrl-C, 2 for a problem with the config or the options (the message says which).
     """
-    from bridge.cli.worker import is_loopback
+    from bridge.transports.osc import is_loopback
 
     try:
         _check_options(args, parser)

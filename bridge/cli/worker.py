@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import ipaddress
 import logging
 import os
 import socket
 import sys
 from pathlib import Path
+
+from bridge.transports.osc import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +43,6 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
         raise WorkerArgsError(f"--listen {text!r} must be HOST:PORT, e.g. {DEFAULT_LISTEN} or 0.0.0.0:9100")
     return host, int(port_text)
-
-
-def is_loopback(host: str) -> bool:
-    """True when ``host`` only accepts connections from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def read_token(token_file: str | None) -> str | None:
