@@ -33,14 +33,11 @@ import httpx
 from bridge.job.generation import Bases, GenerationOutcome, StagedProgress
 from bridge.job.request import Request
 from bridge.remote.wire import (
-    WIRE_VERSION,
     WireError,
     audio_from_wav,
-    audio_to_wav,
-    bases_to_json,
     blob_id,
     outcome_from_json,
-    portable_request,
+    task_upload,
 )
 from conditioning.types import Audio
 from models.base import CancelToken, GenerationCancelled
@@ -277,26 +274,10 @@ class RemoteStage:
         self, request: Request, *, seed: int, bases: Bases, progress: StagedProgress, cancel: CancelToken
     ) -> GenerationOutcome:
         """Run the generation stage of ``request`` on the worker (see the module docstring)."""
-        portable = portable_request(request)
-        blobs: dict[str, bytes] = {}
-        files: dict[str, str] = {}
-        for rel, path in portable.files.items():
-            data = path.read_bytes()
-            files[rel] = blob_id(data)
-            blobs[files[rel]] = data
-
-        def save_audio(audio: Audio) -> str:
-            data = audio_to_wav(audio)
-            ref = blob_id(data)
-            blobs[ref] = data
-            return ref
-
-        base_doc = bases_to_json(bases, save_audio) if (bases.takes or bases.previous_mix is not None) else None
-        body: dict[str, Any] = {"version": WIRE_VERSION, "request": portable.raw, "files": files, "seed": seed,
-                                "bases": base_doc}
+        upload = task_upload(request, seed=seed, bases=bases)
         client = WorkerClient(self.settings, transport=self._transport)
         try:
-            return self._run(client, body, blobs, progress, cancel)
+            return self._run(client, upload.document, upload.blobs, progress, cancel)
         finally:
             client.close()
 

@@ -346,3 +346,39 @@ def bases_from_json(data: Any, load_audio: AudioLoader) -> Bases:
     if prev is not None and not is_blob_id(prev):
         raise WireError("schema", "bases.previous_mix must be a blob id or null")
     return Bases(takes=takes, previous_mix=None if prev is None else load_audio(prev))
+
+
+@dataclass(frozen=True)
+class TaskUpload:
+    """What a bridge sends for one job: the ``POST /v1/jobs`` body and the blobs it names.
+
+    Attributes:
+        document: the task without its ``job_id`` (the sender adds one per attempt).
+        blobs: blob id -> bytes of every input file and base-take audio the task names.
+    """
+
+    document: dict[str, Any]
+    blobs: dict[str, bytes]
+
+
+def task_upload(request: Request, *, seed: int, bases: Bases | None = None) -> TaskUpload:
+    """The task of ``request`` (made portable) with its input files and bases as blobs."""
+    portable = portable_request(request)
+    blobs: dict[str, bytes] = {}
+    files: dict[str, str] = {}
+    for rel, path in portable.files.items():
+        data = path.read_bytes()
+        files[rel] = blob_id(data)
+        blobs[files[rel]] = data
+
+    def save_audio(audio: Audio) -> str:
+        data = audio_to_wav(audio)
+        ref = blob_id(data)
+        blobs[ref] = data
+        return ref
+
+    bases_doc = None
+    if bases is not None and (bases.takes or bases.previous_mix is not None):
+        bases_doc = bases_to_json(bases, save_audio)
+    document = {"version": WIRE_VERSION, "request": portable.raw, "files": files, "seed": seed, "bases": bases_doc}
+    return TaskUpload(document=document, blobs=blobs)

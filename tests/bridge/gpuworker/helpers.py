@@ -28,7 +28,7 @@ from bridge.gpuworker.executor import TaskProgress
 from bridge.gpuworker.local_executor import LocalExecutor, TaskReply, task_handler
 from bridge.gpuworker.task import GenerationTask, TaskResult
 from bridge.job.request import parse_request
-from bridge.remote.wire import blob_id, portable_request
+from bridge.remote.wire import task_upload
 from models.base import CancelToken
 from tests.bridge.conftest import base_request
 
@@ -88,15 +88,8 @@ def client(url: str, token: str | None = TOKEN) -> httpx.Client:
 
 def task_doc(project: Path, job_id: str, *, seed: int = 7, **overrides: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
     """A task document for the test project's request, and its blobs (id -> bytes) to upload."""
-    portable = portable_request(parse_request(base_request(project, **overrides)))
-    blobs = {}
-    files = {}
-    for rel, path in portable.files.items():
-        data = path.read_bytes()
-        blobs[blob_id(data)] = data
-        files[rel] = blob_id(data)
-    doc = {"version": 1, "job_id": job_id, "request": portable.raw, "files": files, "seed": seed, "bases": None}
-    return doc, blobs
+    upload = task_upload(parse_request(base_request(project, **overrides)), seed=seed)
+    return {**upload.document, "job_id": job_id}, upload.blobs
 
 
 def upload(http: httpx.Client, blobs: Mapping[str, bytes]) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from bridge.job.request import parse_request
-from bridge.remote.wire import blob_id, portable_request
+from bridge.remote.wire import task_upload
 from tests.bridge.conftest import AM_F_C_G, base_request, write_midi
 
 
@@ -64,15 +64,8 @@ def song_request(project: Path, *, sections: int = 2, bars_each: int = 2, **over
 
 def task_document(raw_request: dict[str, Any], job_id: str, seed: int) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The ``POST /v1/jobs`` body for a request, and blob id -> bytes of the files it names."""
-    portable = portable_request(parse_request(raw_request))
-    blobs: dict[str, bytes] = {}
-    files: dict[str, str] = {}
-    for rel, path in portable.files.items():
-        data = path.read_bytes()
-        files[rel] = blob_id(data)
-        blobs[files[rel]] = data
-    doc = {"version": 1, "job_id": job_id, "request": portable.raw, "files": files, "seed": seed, "bases": None}
-    return doc, blobs
+    upload = task_upload(parse_request(raw_request), seed=seed)
+    return {**upload.document, "job_id": job_id}, upload.blobs
 
 
 class WorkerClient:
