@@ -30,6 +30,7 @@ import torch
 from models.base import CancelToken, ProgressCallback
 from models.cocomulla.adapter import CocoMullaAdapter, ConditionStates, attached, condition_states
 from models.cocomulla.features import ContentFrames
+from models.musicgen.batch import drawing_from
 from models.musicgen.loading import LoadedMusicGen
 from models.musicgen.sampling import (
     GLOBAL_RNG_LOCK,
@@ -164,7 +165,7 @@ def continue_with_content(
                                         cancel=cancel, on_step=on_step)]
         if new < delay:  # too short for the fast loop: stock, one take at a time
             with attached(lm.model.decoder, states.repeated(branches)):
-                return [_stock_with(g, partial(
+                return [drawing_from(g, partial(
                     generate_window, lm, text, new, prompt=c, chroma=None, options=stock, cancel=cancel,
                     on_step=on_step,
                 )) for c, g in zip(contexts, generators, strict=True)]
@@ -210,15 +211,3 @@ def _fast_takes(
     cancel.check()
     return [fast.decode_audio(out[i : i + 1])[0].float().cpu().numpy() for i in range(int(out.shape[0]))]
 
-
-def _stock_with(generator: Any, make: Callable[[], np.ndarray]) -> np.ndarray:
-    """``make()`` drawing from ``generator``'s random stream (torch's global state swapped in and out)."""
-    cuda = generator.device.type == "cuda"
-    with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[generator.device] if cuda else []):
-        if cuda:
-            torch.cuda.set_rng_state(generator.get_state(), generator.device)
-        else:
-            torch.set_rng_state(generator.get_state())
-        out = make()
-        generator.set_state(torch.cuda.get_rng_state(generator.device) if cuda else torch.get_rng_state())
-    return out

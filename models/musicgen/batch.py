@@ -176,6 +176,17 @@ def stock_window(
     generator: Any, options: SamplingOptions, cancel: CancelToken, on_step: Callable[[int], None],
 ) -> np.ndarray:
     """One variation's too-short window on the stock loop, drawing from ``generator``'s stream."""
+    return drawing_from(generator, lambda: generate_window(
+        lm, text, new, prompt=context, chroma=chroma, options=options, cancel=cancel, on_step=on_step,
+    ))
+
+
+def drawing_from(generator: Any, make: Callable[[], np.ndarray]) -> np.ndarray:
+    """``make()`` with torch's global random state swapped for ``generator``'s (and back after).
+
+    For stock code that draws from the global stream: ``generator`` ends in the state ``make``
+    left the stream in, so a variation's draws continue across calls as on the fast decoder.
+    """
     import torch
 
     cuda = generator.device.type == "cuda"
@@ -184,7 +195,6 @@ def stock_window(
             torch.cuda.set_rng_state(generator.get_state(), generator.device)
         else:
             torch.set_rng_state(generator.get_state())
-        out = generate_window(lm, text, new, prompt=context, chroma=chroma, options=options, cancel=cancel,
-                              on_step=on_step)
+        out = make()
         generator.set_state(torch.cuda.get_rng_state(generator.device) if cuda else torch.get_rng_state())
     return out
