@@ -164,17 +164,8 @@ class CocoMullaGenerator(MusicGenGenerator):
         plan = self._plan(conditioning, first)  # the takes share base, range and previous audio
         progress(0.0, f"{conditioning.section.name}: Coco-Mulla starting {len(ctxs)} takes as one batch")
         raws, windows = self._continue(conditioning, plan, [c.seed for c in ctxs], first.cancel, progress)
-        first.cancel.check()
-        out: list[Generation] = []
-        for i, raw in enumerate(raws):
-            lo = 0.8 + 0.2 * i / len(raws)
-
-            def share(fraction: float, message: str, lo: float = lo) -> None:
-                progress(lo + 0.2 / len(raws) * max(0.0, fraction - 0.8) / 0.2, message)
-
-            out.append(self._described(conditioning, self._finish(conditioning, plan, raw, windows, share)))
-            first.cancel.check()
-        return out
+        takes = self._finish_takes(conditioning, plan, raws, windows, first.cancel, progress)
+        return [self._described(conditioning, made) for made in takes]
 
     def _described(self, conditioning: SectionConditioning, made: Generation) -> Generation:
         """``made`` with the Coco-Mulla backend, adapter and content in its info."""

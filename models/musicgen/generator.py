@@ -17,7 +17,7 @@ import numpy as np
 
 from conditioning.io.audio import resample
 from conditioning.types import Audio, SectionConditioning
-from models.base import Generation, GenerationContext, Generator, ProgressCallback
+from models.base import CancelToken, Generation, GenerationContext, Generator, ProgressCallback
 from models.conform import apply_fades, conform_to_grid, loudness_lufs, normalize_loudness
 from models.musicgen.batch import continue_audio_batch
 from models.musicgen.chroma import audio_chroma, conditioning_chroma
@@ -221,7 +221,14 @@ class MusicGenGenerator(Generator):
             start_s=plan.start_s, prompt=plan.prompt, chroma_for=self._chroma_fn(conditioning),
             options=self.options, cancel=first.cancel, progress=progress, progress_span=(0.0, 0.8),
         )
-        first.cancel.check()
+        return self._finish_takes(conditioning, plan, raws, windows, first.cancel, progress)
+
+    def _finish_takes(
+        self, conditioning: SectionConditioning, plan: _Plan, raws: list[np.ndarray], windows: int,
+        cancel: CancelToken, progress: ProgressCallback,
+    ) -> list[Generation]:
+        """:meth:`_finish` for each take decoded together; their progress shares 0.8-1.0 in turn."""
+        cancel.check()
         out: list[Generation] = []
         for i, raw in enumerate(raws):
             lo = 0.8 + 0.2 * i / len(raws)
@@ -230,7 +237,7 @@ class MusicGenGenerator(Generator):
                 progress(lo + 0.2 / len(raws) * max(0.0, fraction - 0.8) / 0.2, message)
 
             out.append(self._finish(conditioning, plan, raw, windows, share))
-            first.cancel.check()
+            cancel.check()
         return out
 
     def _plan(self, conditioning: SectionConditioning, ctx: GenerationContext) -> _Plan:
