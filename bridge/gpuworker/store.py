@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bridge.job.layout import write_json_atomic
 from bridge.remote.wire import is_blob_id
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,8 @@ class JobRecord:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write bytes ``data`` to ``path`` through a temporary file in the same folder and a rename
+    (JSON documents go through :func:`bridge.job.layout.write_json_atomic`)."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         with open(tmp, "wb") as fh:
@@ -109,10 +111,6 @@ def _write_atomic(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _json_bytes(doc: Mapping[str, Any]) -> bytes:
-    return json.dumps(doc, indent=1, sort_keys=True).encode("utf-8")
 
 
 class BlobUpload:
@@ -265,8 +263,8 @@ class WorkerStore:
         staging = self.tmp_dir / f"job-{secrets.token_hex(8)}"
         staging.mkdir()
         try:
-            _write_atomic(staging / "task.json", _json_bytes(task))
-            _write_atomic(staging / "job.json", _json_bytes(record.to_json()))
+            write_json_atomic(staging / "task.json", task)
+            write_json_atomic(staging / "job.json", record.to_json())
             try:
                 os.rename(staging, final)
             except OSError:  # another submit of the same id won the race
@@ -277,7 +275,10 @@ class WorkerStore:
 
     def save_job(self, record: JobRecord) -> None:
         """Replace ``job.json`` of an existing job."""
-        _write_atomic(self._job_dir(record.job_id) / "job.json", _json_bytes(record.to_json()))
+        folder = self._job_dir(record.job_id)
+        if not folder.is_dir():  # removed by the clean-up: never make a job folder that holds only a record
+            raise FileNotFoundError(f"job {record.job_id} is no longer stored")
+        write_json_atomic(folder / "job.json", record.to_json(), overwrite=True)
 
     def load_job(self, job_id: str) -> JobRecord | None:
         """The record of ``job_id``, or None when there is no such job (or it is unreadable)."""
