@@ -194,8 +194,10 @@ class WorkerClient:
         return sent
 
     def submit(self, body: Mapping[str, Any], blobs: Mapping[str, bytes]) -> None:
-        """Upload what is missing and submit the task (idempotent for the same job id and body)."""
-        self.upload(blobs)
+        """Submit the task, its blobs uploaded first (:meth:`upload`); idempotent for the same job id and body.
+
+        Blobs the worker reports missing (removed by its clean-up since) are sent again from ``blobs``.
+        """
         for _ in range(2):
             response = self._checked(self._call("POST", "/v1/jobs", json=body), "submit")
             if response.status_code in (200, 202):
