@@ -20,11 +20,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.job.layout import ProjectLayout
-from bridge.remote.client import WorkerSettings
-from bridge.remote.runner import REMOTE_RUNNER
 from bridge.server.auth import TokenAuth
 from bridge.server.controller import ControllerActions
 from bridge.server.events import Housekeeper, JobEvents, sweep_leftovers
@@ -47,6 +45,9 @@ from bridge.transports.midi import (
 )
 from bridge.transports.osc import OscTransport
 from bridge.transports.osc_router import OscRouter
+
+if TYPE_CHECKING:  # the remote client (httpx, the job pipeline) is imported only by a bridge that uses one
+    from bridge.remote.client import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +233,8 @@ class BridgeServer:
     def _new_worker(self) -> WorkerProcess:
         runner, options = self.config.runner, self.config.model_options
         if self.config.worker is not None:  # generation happens on the remote worker
+            from bridge.remote.runner import REMOTE_RUNNER
+
             runner, options = REMOTE_RUNNER, {"worker": self.config.worker.to_options()}
         return WorkerProcess(
             runner, model_options=options,
