@@ -269,7 +269,7 @@ class RemoteStage:
         self.settings = settings
         self.job_id = job_id
         self._transport = transport
-        #: Bytes uploaded by the last call (the benchmark reports it).
+        #: Bytes uploaded by the last call, over all its attempts (the benchmark reports it).
         self.uploaded_bytes = 0
 
     def __call__(
@@ -287,6 +287,7 @@ class RemoteStage:
         self, client: WorkerClient, body: dict[str, Any], blobs: dict[str, bytes],
         progress: StagedProgress, cancel: CancelToken,
     ) -> GenerationOutcome:
+        self.uploaded_bytes = 0
         attempt = 1
         recovered = False
         ever_answered = False
@@ -296,7 +297,7 @@ class RemoteStage:
             remote_id = f"{self.job_id}.{attempt}"
             try:
                 if not submitted:
-                    self.uploaded_bytes = client.upload(blobs)
+                    self.uploaded_bytes += client.upload(blobs)
                     client.submit({**body, "job_id": remote_id}, blobs)
                     submitted = True
                 ever_answered = True
