@@ -244,9 +244,8 @@ def test_a_worker_killed_mid_job_and_restarted_finishes_the_job_once(worker: Wor
     result = run_request(parse_request(_slow_request(project)), job_id=stage.job_id, stage=stage,
                          progress=progress)
     assert result.record.status == "done"
-    states = worker.job_states()
-    assert states.get("20261201-120000-hhhhhh.1") == "done" or states.get("20261201-120000-hhhhhh.2") == "done"
-    assert list(states.values()).count("done") == 1, states
+    # the restarted worker ran the job it had accepted, and the bridge followed it: no second attempt
+    assert worker.job_states() == {"20261201-120000-hhhhhh.1": "done"}
 
 
 @pytest.mark.slow
