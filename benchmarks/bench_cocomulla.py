@@ -42,7 +42,7 @@ from models.cocomulla.features import ContentFrames
 from models.cocomulla.generation import ConditionedWindows
 from models.cocomulla.generator import debug_adapter
 from models.musicgen.configs import build_random_model
-from models.musicgen.fast_decode import FastMusicGenDecoder
+from models.musicgen.fast_decode import STEP_MODES, FastMusicGenDecoder
 from models.musicgen.token_picking import PickOptions
 from models.musicgen.tokenizer import VOCAB_SIZE, build_debug_tokenizer
 
@@ -79,7 +79,7 @@ def bench(
         dtype: base-model dtype (the adapter stays float32).
         seconds: audio per run.
         repeats: timed runs per loop (after one warm-up run).
-        mode: fast step mode ("eager", "static", "graph"; None: graph on CUDA, else eager).
+        mode: fast step mode (one of ``STEP_MODES``; None: graph on CUDA, else eager).
 
     Returns:
         ``{loop}_steps_per_s`` for :data:`RUNS`, ``steps``, ``mode``, ``adapter_params_m``,
@@ -141,7 +141,7 @@ def main() -> None:
                         help="an official MusicGen architecture (large for the released adapter; GPU)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
-    parser.add_argument("--mode", default=None, choices=("eager", "static", "graph"), help="fast step mode")
+    parser.add_argument("--mode", default=None, choices=STEP_MODES, help="fast step mode")
     parser.add_argument("--seconds", type=float, default=None, help="audio per run (default 4, 20 with --official)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)

@@ -16,7 +16,13 @@ and audio out (text encoder, decode loop and EnCodec decode all timed), for each
     .venv/bin/python benchmarks/bench_musicgen.py --official --device cuda --dtype float16
 
 On CUDA the fast decoder captures its step in a CUDA graph (capture time included);
-``--mode eager|static|graph`` forces a step mode.
+``--mode eager|static|graph|compiled`` forces a step mode, and several modes are timed side by
+side (each against the same stock run). "compiled" is the step's forward under
+``torch.compile`` (``reduce-overhead`` on CUDA); its first call compiles, and that time is
+printed on its own line rather than counted in steps/s (the timed calls reuse the compiled step).
+The one GPU command for the choice between CUDA graphs and torch.compile:
+
+    .venv/bin/python benchmarks/bench_musicgen.py --official --device cuda --dtype float16 --mode graph compiled
 
 ``--variations N`` instead times N takes of one text on the fast decoder: N sequential
 batch-of-one runs against one batch of N (each take with its own seed and random generator,
@@ -33,7 +39,11 @@ weights once for every take); not measured here: no GPU was lent to this task.
 Measured on the shared 2-core CPU of the development machine (torch 2.13, float32):
 debug 327 -> 657 steps/s (2.0x), debug-melody 330 -> 600 (1.8x) with 1 thread and 5 s of audio;
 musicgen-small architecture 6.8 -> 11.8 steps/s (1.75x) with 2 threads and 1 s of audio.
-No GPU numbers yet: run the ``--official --device cuda --dtype float16`` line on one.
+``--mode eager compiled`` on the same CPU: debug 982 (eager) vs 922 (compiled) steps/s with 1
+thread, first compiled call 8 s with torch's compile cache warm (33 s cold); small 10.3 vs 8.3 with
+2 threads and 1 s of audio, first compiled call 48 s. So on a CPU torch.compile does not pay.
+No GPU numbers yet: run the ``--official --device cuda --dtype float16 --mode graph compiled``
+line on one.
 """
 
 from __future__ import annotations
@@ -49,7 +59,7 @@ from typing import Any
 import torch
 
 from models.musicgen.configs import build_random_model
-from models.musicgen.fast_decode import FastMusicGenDecoder
+from models.musicgen.fast_decode import STEP_MODES, FastMusicGenDecoder
 from models.musicgen.loading import codec_hop
 from models.musicgen.token_picking import PickOptions
 from models.musicgen.tokenizer import VOCAB_SIZE, build_debug_tokenizer
@@ -118,8 +128,9 @@ def _measure(run: Callable[[], Any], device: str, repeats: int, steps: int, audi
 
 
 def bench(size: str, *, melody: bool, device: str, dtype: torch.dtype, seconds: float, repeats: int,
-          mode: str | None) -> dict[str, Any]:
-    """Stock and fast decoding of ``seconds`` of audio with one model; both timed the same way."""
+          modes: list[str | None]) -> dict[str, Any]:
+    """Stock and fast decoding (once per step mode) of ``seconds`` of audio with one model, all
+    timed the same way; ``first_s`` is each fast mode's first call (compiling, capturing)."""
     torch.manual_seed(0)
     model = build_random_model(size, melody=melody, text_vocab_size=VOCAB_SIZE).to(device, dtype).eval()
     tok = build_debug_tokenizer()
@@ -130,7 +141,6 @@ def bench(size: str, *, melody: bool, device: str, dtype: torch.dtype, seconds: 
         chroma[:, :, 0] = 1
     extra = {"input_features": chroma} if chroma is not None else {}
     steps, audio_s = _schedule(model, seconds)
-    fast = FastMusicGenDecoder(model, mode=mode)
     options = PickOptions(guidance_scale=3.0, top_k=250)
 
     def stock() -> Any:
@@ -138,21 +148,32 @@ def bench(size: str, *, melody: bool, device: str, dtype: torch.dtype, seconds: 
             return model.generate(**inputs, **extra, do_sample=True, top_k=250, guidance_scale=3.0,
                                   max_new_tokens=steps)
 
-    def ours() -> Any:
-        codes = fast.generate_codes(inputs["input_ids"], inputs["attention_mask"], max_new_tokens=steps,
-                                    options=options, chroma=chroma)
-        return fast.decode_audio(codes)
+    def ours(fast: FastMusicGenDecoder) -> Callable[[], Any]:
+        def run() -> Any:
+            codes = fast.generate_codes(inputs["input_ids"], inputs["attention_mask"], max_new_tokens=steps,
+                                        options=options, chroma=chroma)
+            return fast.decode_audio(codes)
+
+        return run
 
     with torch.inference_mode():
-        a, b = stock(), ours()
-    if a.shape != b.shape:
-        raise RuntimeError(f"stock made {tuple(a.shape)} audio, fast {tuple(b.shape)}")
+        a = stock()
     params = sum(p.numel() for p in model.parameters()) / 1e6
-    result = {
-        "params_m": params, "steps": steps, "audio_s": audio_s, "mode": fast.mode,
-        "stock": _measure(stock, device, repeats, steps, audio_s),
-        "fast": _measure(ours, device, repeats, steps, audio_s),
+    result: dict[str, Any] = {
+        "params_m": params, "steps": steps, "audio_s": audio_s,
+        "stock": _measure(stock, device, repeats, steps, audio_s), "fast": [],
     }
+    for mode in modes:
+        fast = FastMusicGenDecoder(model, mode=mode)
+        run = ours(fast)
+        t0 = time.perf_counter()
+        b = run()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        first_s = time.perf_counter() - t0
+        if a.shape != b.shape:
+            raise RuntimeError(f"stock made {tuple(a.shape)} audio, fast/{fast.mode} {tuple(b.shape)}")
+        result["fast"].append((fast.mode, first_s, _measure(run, device, repeats, steps, audio_s)))
     return result
 
 
@@ -208,7 +229,7 @@ def _print_variations(args: argparse.Namespace, sizes: list[str], dtype: torch.d
           f"{'mem MiB':>10}{'batch/seq':>11}")
     for size in sizes:
         r = bench_variations(size, n, device=args.device, dtype=dtype, seconds=seconds, repeats=args.repeats,
-                             mode=args.mode)
+                             mode=args.mode[0] if args.mode else None)
         for name, tag in (("sequential", f"{n} in turn"), ("batched", f"batch of {n}")):
             t: Timing = r[name]
             ratio = f"{r['sequential'].wall_s / t.wall_s:.2f}x" if name == "batched" else ""
@@ -226,7 +247,8 @@ def main() -> None:
     parser.add_argument("--melody", action="store_true", help="also the melody architecture")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"])
-    parser.add_argument("--mode", default=None, choices=["eager", "static", "graph"], help="fast step mode")
+    parser.add_argument("--mode", nargs="+", default=None, choices=list(STEP_MODES),
+                        help="fast step mode(s), timed side by side (default: the automatic choice)")
     parser.add_argument("--seconds", type=float, default=None, help="audio seconds per call")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -242,6 +264,8 @@ def main() -> None:
     device_name = torch.cuda.get_device_name() if on_cuda else f"cpu x{torch.get_num_threads()} threads"
     if args.variations is not None and args.variations < 1:
         parser.error(f"--variations {args.variations}: give 1 or more takes")
+    if args.variations and args.mode and len(args.mode) > 1:
+        parser.error("--variations times one step mode; give one --mode")
     batch = f"{args.variations} takes" if args.variations else "batch 1"
     print(f"device: {device_name}, dtype: {str(dtype).removeprefix('torch.')}, torch {torch.__version__}, "
           f"{batch}, CFG 3.0, top-k 250, {seconds:g} s audio, best of {args.repeats}")
@@ -256,17 +280,20 @@ def main() -> None:
         runs.append(("medium" if "medium" in sizes else sizes[0], True))
     for size, melody in runs:
         r = bench(size, melody=melody, device=args.device, dtype=dtype, seconds=seconds, repeats=args.repeats,
-                  mode=args.mode)
+                  modes=args.mode or [None])
         if on_cuda:
             torch.cuda.empty_cache()  # the model is gone with bench()'s frame
         label = f"{size}{'-melody' if melody else ''}"
-        head = [label, f"{r['params_m']:.1f}", str(r["steps"])]
-        for name, tag in (("stock", "stock"), ("fast", f"fast/{r['mode']}")):
-            t: Timing = r[name]
-            ratio = f"{r['stock'].wall_s / t.wall_s:.2f}x" if name == "fast" else ""
-            a, b, c = head if name == "stock" else ("", "", "")
+        stock: Timing = r["stock"]
+        rows = [("stock", stock, "")] + [
+            (f"fast/{mode}", t, f"{stock.wall_s / t.wall_s:.2f}x") for mode, _, t in r["fast"]
+        ]
+        for i, (tag, t, ratio) in enumerate(rows):
+            a, b, c = (label, f"{r['params_m']:.1f}", str(r["steps"])) if i == 0 else ("", "", "")
             print(f"{a:<14}{b:>10}{c:>6}{tag:>14}{t.wall_s:>9.2f}{t.steps_per_s:>9.1f}{t.rtf:>8.3f}"
                   f"{t.peak_mib:>10.0f}{ratio:>11}")
+        firsts = ", ".join(f"fast/{mode} {first:.2f} s" for mode, first, _ in r["fast"])
+        print(f"{'':<14}first call (compile / capture included): {firsts}")
     print("RTF = wall seconds per second of audio (< 1 is faster than real time)")
 
 

@@ -15,7 +15,17 @@ maths and the random stream):
   then, for a step queued :data:`MAX_QUEUED_STEPS` steps earlier).
 * **CUDA graphs**: on CUDA, after two warm-up steps on a side stream, the whole step (forward,
   CFG mixing, top-k, sampling, delay pattern, cache and code writes, position increment) is
-  captured once and replayed for the remaining steps ("graph" mode). On CPU (and MPS) graph
+  captured once and replayed for the remaining steps ("graph" mode).
+* **torch.compile** ("compiled" mode, opt-in, for comparison): the capturable step's forward
+  compiled by ``torch.compile`` (``mode="reduce-overhead"`` on CUDA, which captures inductor's
+  own CUDA graphs; the default mode elsewhere), with the cache buffers and weights marked as
+  static addresses so the cache is written in place. Picking stays eager (inductor draws random
+  numbers its own way, which would break seed-exactness). Measured on the development CPU
+  (torch 2.13, float32, ``bench_musicgen.py --mode eager compiled``): no faster than "eager"
+  (debug model 922 vs 982 steps/s with 1 thread; the musicgen-small architecture 8.3 vs 10.3
+  steps/s with 2 threads) after a first compile of 33 s (debug) to 48 s (small), so it is never
+  chosen automatically. ``bench_musicgen.py --mode graph compiled`` compares it with "graph" on
+  a GPU, where the issue's choice between the two is to be made. On CPU (and MPS) graph
   capture is skipped (graphs are a CUDA feature) and the "eager" step runs: it slices the cache
   to the filled length, which is faster on a CPU and numerically identical to stock. The
   capturable step itself ("static" mode: position on the device, fixed shapes) runs on any
@@ -63,7 +73,7 @@ MAX_QUEUED_STEPS = 32
 CACHE_ALIGN = 64
 
 #: How decode steps run; see :class:`FastMusicGenDecoder`.
-STEP_MODES = ("eager", "static", "graph")
+STEP_MODES = ("eager", "static", "graph", "compiled")
 
 
 def graph_capture_available(device: Any) -> tuple[bool, str]:
@@ -129,7 +139,9 @@ class FastMusicGenDecoder:
         mode: how steps run (:data:`STEP_MODES`): "eager" (host-side position, the cache sliced
             to the filled length), "static" (the capturable step: position on the device,
             fixed shapes, attention masked over the whole cache, no graph), "graph" ("static"
-            captured in a CUDA graph after warm-up). None: "graph" on CUDA, else "eager".
+            captured in a CUDA graph after warm-up), "compiled" ("static" with its forward
+            compiled by ``torch.compile``; the first call of each new cache length compiles,
+            tens of seconds). None: "graph" on CUDA, else "eager".
 
     Raises:
         ValueError: unknown mode, or "graph" on a device without CUDA graphs (the message says why).
@@ -158,6 +170,7 @@ class FastMusicGenDecoder:
         dec = model.config.decoder
         self.start_id = int(gen.decoder_start_token_id if gen.decoder_start_token_id is not None else dec.bos_token_id)
         self.pad_id = int(gen.pad_token_id if gen.pad_token_id is not None else dec.pad_token_id)
+        self._compiled_forward: Callable[[Any, int | None], Any] | None = None
 
     # -- public -------------------------------------------------------------------------------
     def generate_codes(
@@ -255,6 +268,8 @@ class FastMusicGenDecoder:
         rows_ids = first.repeat((2, 1)) if options.cfg else first
         logits, cache = self._prefill(rows_ids, text_ids, text_mask, chroma, options, capacity_tokens=total)
         self._cache = cache
+        if self.mode == "compiled":
+            self._mark_static(cache.keys, cache.values, cache.cross_keys, cache.cross_values, cache.cross_bias)
         self._offset = cache.length - start_len  # conditioning prefix ahead of the codes (melody)
         self._options = options
         self._generators = generators
@@ -265,7 +280,7 @@ class FastMusicGenDecoder:
         if on_step:
             on_step(1)
         steps = total - start_len  # codes to pick; the first came from the prefill
-        if self.mode == "static" or (self.mode == "graph" and steps - 1 > WARMUP_STEPS):
+        if self.mode in ("static", "compiled") or (self.mode == "graph" and steps - 1 > WARMUP_STEPS):
             self._run_static(tokens, nxt, start_len, steps, on_step, capture=self.mode == "graph")
         else:
             for t in range(start_len, total - 1):
@@ -324,13 +339,44 @@ class FastMusicGenDecoder:
 
     def _graph_step(self) -> None:
         """One step with every varying value on the device (capturable): feed ``_cur`` at ``_pos``."""
-        logits = self._forward_step(self._cur, None)
+        forward = self._static_forward() if self.mode == "compiled" else self._forward_step
+        logits = forward(self._cur, None)
         col = self._pos + 1
         pat = self._pattern.index_select(1, col.view(1)).squeeze(1)
         nxt = self._apply_pattern(pick(logits, self._options, self._generators), pat)
         self._tokens.index_copy_(1, col.view(1), nxt[:, None])
         self._cur.copy_(nxt)
         self._pos.add_(1)
+
+    def _static_forward(self) -> Callable[[Any, int | None], Any]:
+        """:meth:`_forward_step` compiled once per decoder (recompiled by torch for new shapes)."""
+        if self._compiled_forward is None:
+            import torch
+
+            self._mark_static(*self._static_weights())
+            compile_mode = "reduce-overhead" if self.device.type == "cuda" else "default"
+            self._compiled_forward = torch.compile(self._forward_step, mode=compile_mode)
+        return self._compiled_forward
+
+    def _static_weights(self) -> list[Any]:
+        """Every weight tensor the step reads (marked static for the compiled step)."""
+        found: list[Any] = [*self._embeds, *self._final_norm[:2], self.core.embed_positions.weights]
+        for w in self._weights:
+            for part in (w.norm1, w.q, w.k, w.v, w.out, w.norm3, w.fc1, w.fc2, *(w.cross or ())):
+                if isinstance(part, tuple):
+                    found.extend(t for t in part if hasattr(t, "data_ptr"))
+        for weight, bias in self._heads:
+            found.extend(t for t in (weight, bias) if t is not None)
+        return found
+
+    @staticmethod
+    def _mark_static(*tensors: Any) -> None:
+        """Tell torch.compile these tensors keep their address (written in place, not copied)."""
+        import torch
+
+        for t in tensors:
+            if t is not None:
+                torch._dynamo.mark_static_address(t)
 
     def _release(self) -> None:
         """Drop the per-call state (the cache is the largest allocation of a decode)."""

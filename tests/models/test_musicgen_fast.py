@@ -136,6 +136,21 @@ def test_static_step_gives_the_eager_codes(plain: LoadedMusicGen, melody: Loaded
         assert torch.equal(eager, static)
 
 
+@pytest.mark.slow  # torch.compile's first compile of the debug model's step: ~30 s on two cores
+def test_compiled_step_gives_the_stock_codes(plain: LoadedMusicGen) -> None:
+    """The torch.compile'd step (picking eager) samples what stock samples, and a second call of
+    the same decoder reuses the compiled step."""
+    inputs = text_inputs(plain, ["house beat"])
+    ref = stock_codes(plain, 5, **inputs, do_sample=True, guidance_scale=3.0, top_k=250, max_new_tokens=60)
+    dec = FastMusicGenDecoder(plain.model, mode="compiled")
+    for _ in range(2):
+        torch.manual_seed(5)
+        got = dec.generate_codes(inputs["input_ids"], inputs["attention_mask"], max_new_tokens=60,
+                                 options=PickOptions())
+        assert torch.equal(got, ref)
+    assert dec._compiled_forward is not None
+
+
 def test_graph_mode_is_refused_without_cuda(plain: LoadedMusicGen) -> None:
     able, why = graph_capture_available("cpu")
     assert not able and "CUDA" in why
