@@ -15,7 +15,11 @@ maths and the random stream):
   then, for a step queued :data:`MAX_QUEUED_STEPS` steps earlier).
 * **CUDA graphs**: on CUDA, after two warm-up steps on a side stream, the whole step (forward,
   CFG mixing, top-k, sampling, delay pattern, cache and code writes, position increment) is
-  captured once and replayed for the remaining steps ("graph" mode).
+  captured once and replayed for the remaining steps ("graph" mode). On CPU (and MPS) graph
+  capture is skipped (graphs are a CUDA feature) and the "eager" step runs: it slices the cache
+  to the filled length, which is faster on a CPU and numerically identical to stock. The
+  capturable step itself ("static" mode: position on the device, fixed shapes) runs on any
+  device, so the tests exercise on a CPU the code the graph captures.
 * **torch.compile** ("compiled" mode, opt-in, for comparison): the capturable step's forward
   compiled by ``torch.compile`` (``mode="reduce-overhead"`` on CUDA, which captures inductor's
   own CUDA graphs; the default mode elsewhere), with the cache buffers and weights marked as
@@ -25,11 +29,7 @@ maths and the random stream):
   (debug model 922 vs 982 steps/s with 1 thread; the musicgen-small architecture 8.3 vs 10.3
   steps/s with 2 threads) after a first compile of 33 s (debug) to 48 s (small), so it is never
   chosen automatically. ``bench_musicgen.py --mode graph compiled`` compares it with "graph" on
-  a GPU, where the issue's choice between the two is to be made. On CPU (and MPS) graph
-  capture is skipped (graphs are a CUDA feature) and the "eager" step runs: it slices the cache
-  to the filled length, which is faster on a CPU and numerically identical to stock. The
-  capturable step itself ("static" mode: position on the device, fixed shapes) runs on any
-  device, so the tests exercise on a CPU the code the graph captures.
+  a GPU, where the issue's choice between the two is to be made.
 
 Several sections or variations of one request decode together as one batch: pass ``B`` texts
 (and ``B`` prompts of one length) to :meth:`FastMusicGenDecoder.generate_codes`.
@@ -359,15 +359,9 @@ class FastMusicGenDecoder:
         return self._compiled_forward
 
     def _static_weights(self) -> list[Any]:
-        """Every weight tensor the step reads (marked static for the compiled step)."""
-        found: list[Any] = [*self._embeds, *self._final_norm[:2], self.core.embed_positions.weights]
-        for w in self._weights:
-            for part in (w.norm1, w.q, w.k, w.v, w.out, w.norm3, w.fc1, w.fc2, *(w.cross or ())):
-                if isinstance(part, tuple):
-                    found.extend(t for t in part if hasattr(t, "data_ptr"))
-        for weight, bias in self._heads:
-            found.extend(t for t in (weight, bias) if t is not None)
-        return found
+        """Every weight tensor the step reads (marked static for the compiled step): the
+        decoder's parameters and its sinusoidal position table."""
+        return [*self.lm.parameters(), self.core.embed_positions.weights]
 
     @staticmethod
     def _mark_static(*tensors: Any) -> None:
