@@ -37,8 +37,12 @@ so a few percent of noise): 2 takes 426 in turn -> 660 batched (1.55x), 4 takes 
 weights once for every take); not measured here: no GPU was lent to this task.
 
 Measured on the shared 2-core CPU of the development machine (torch 2.13, float32):
-debug 327 -> 657 steps/s (2.0x), debug-melody 330 -> 600 (1.8x) with 1 thread and 5 s of audio;
-musicgen-small architecture 6.8 -> 11.8 steps/s (1.75x) with 2 threads and 1 s of audio.
+debug 507 -> 1130 steps/s (2.2x), debug-melody 584 -> 1044 (1.8x) with 1 thread and 5 s of
+audio; the musicgen-small architecture 4.2 -> 4.6 steps/s (1.10x) with 2 threads and 3 s of
+audio (10.0 -> 10.3 with 1 s). At that size a CPU step is bound by reading the ~1.7 GB of
+float32 decoder weights (~420 M parameters), not by the host overhead the fast loop removes;
+an earlier 1.75x reading for small (6.8 -> 11.8) was not reproduced on later runs of this
+shared machine.
 ``--mode eager compiled`` on the same CPU: debug 982 (eager) vs 922 (compiled) steps/s with 1
 thread, first compiled call 8 s with torch's compile cache warm (33 s cold); small 10.3 vs 8.3 with
 2 threads and 1 s of audio, first compiled call 48 s. So on a CPU torch.compile does not pay.

@@ -67,9 +67,11 @@ def pick_decoder(choice: str, device: str) -> str:
     """The decoder "auto" means on ``device``: "fast" everywhere.
 
     Measured on a CPU (benchmarks/bench_musicgen.py, batch 1, CFG 3, text to audio): the fast
-    loop is about 2x stock for the debug models and 1.75x for the musicgen-small architecture
-    (6.8 -> 11.8 steps/s, 2 threads), so the CPU uses it too; on CUDA it adds CUDA-graph
-    replay. MPS runs the same eager fast step as the CPU (not measured: no Apple GPU here).
+    loop is about 2x stock for the debug models (host overhead dominates) and 1.03-1.10x for
+    the musicgen-small architecture (4.2 -> 4.6 steps/s with 2 threads and 3 s of audio, where
+    reading the weights each step dominates), never slower, so the CPU uses it too; on CUDA it
+    adds CUDA-graph replay. MPS runs the same eager fast step as the CPU (not measured: no
+    Apple GPU here).
     """
     return "fast" if choice == "auto" else choice
 
