@@ -7,13 +7,13 @@ wheel runs the demo without the source tree. ``examples/`` holds the scripts tha
 
 from __future__ import annotations
 
-import os
-import secrets
 import tomllib
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
+
+from conditioning.io.atomic import write_bytes_atomic
 
 SESSION_FILE = "session.toml"
 #: The package folder holding the example session.
@@ -27,16 +27,6 @@ def bundled_session() -> Traversable:
 
 def _material_paths(inputs: dict[str, Any]) -> list[str]:
     return [src[k] for src in inputs.values() if isinstance(src, dict) for k in ("midi", "audio") if k in src]
-
-
-def _copy_new(data: bytes, dst: Path) -> None:
-    """Write ``data`` to ``dst`` through a temporary file; an existing ``dst`` is never replaced."""
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
-    tmp.write_bytes(data)
-    try:
-        os.link(tmp, dst)  # fails if dst appeared meanwhile
-    finally:
-        tmp.unlink()
 
 
 def prepare_demo(examples_dir: Traversable | Path, out_dir: Path) -> tuple[dict[str, Any], Path]:
@@ -74,7 +64,7 @@ def prepare_demo(examples_dir: Traversable | Path, out_dir: Path) -> tuple[dict[
                 raise ValueError(f"{dst} exists and differs from the example's {rel}; choose another --out folder")
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
-        _copy_new(data, dst)
+        write_bytes_atomic(dst, data)
     request = {"version": 1, **session}
     request["project"] = {**session.get("project", {}), "dir": str(out_dir)}
     return request, out_dir

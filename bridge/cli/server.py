@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bridge.job.layout import ProjectLayout, is_job_id
+from conditioning.io.atomic import write_text_atomic
 
 if TYPE_CHECKING:
     from bridge.remote.client import WorkerSettings
@@ -257,9 +258,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
              f"{state} and runs when a bridge starts (`stembridge serve --project-dir {project}`, then cancel it)")
         return 1
     name = f"cancel-{args.job_id}-{secrets.token_hex(3)}.json"
-    tmp = layout.inbox / f".{name}.tmp"
-    tmp.write_text(json.dumps({"version": 1, "action": "cancel", "job_id": args.job_id}), encoding="utf-8")
-    tmp.replace(layout.inbox / name)
+    write_text_atomic(layout.inbox / name, json.dumps({"version": 1, "action": "cancel", "job_id": args.job_id}))
     deadline = time.monotonic() + args.wait
     picked_up = False
     while time.monotonic() < deadline:

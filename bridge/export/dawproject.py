@@ -19,9 +19,7 @@ even when the tempo changes under it. Note times are beats relative to their cli
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +28,7 @@ from pathlib import Path
 
 import soundfile as sf
 
+from conditioning.io.atomic import atomic_output
 from conditioning.timeline import Section, TempoMap
 from conditioning.types import Note
 
@@ -260,17 +259,9 @@ def write_dawproject(
         raise ValueError("two stem files share a file name; each placement needs its own WAV")
     project = _xml_bytes(project_xml(tempo_map, sections, clips, parts))
     metadata = _xml_bytes(metadata_xml(title, comment))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w") as z:
-            z.writestr("project.xml", project, compress_type=zipfile.ZIP_DEFLATED)
-            z.writestr("metadata.xml", metadata, compress_type=zipfile.ZIP_DEFLATED)
-            for clip in clips:  # float audio barely deflates: store it, fast
-                z.write(clip.file, f"{AUDIO_FOLDER}/{clip.file.name}", compress_type=zipfile.ZIP_STORED)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_output(path) as tmp, zipfile.ZipFile(tmp, "w") as z:
+        z.writestr("project.xml", project, compress_type=zipfile.ZIP_DEFLATED)
+        z.writestr("metadata.xml", metadata, compress_type=zipfile.ZIP_DEFLATED)
+        for clip in clips:  # float audio barely deflates: store it, fast
+            z.write(clip.file, f"{AUDIO_FOLDER}/{clip.file.name}", compress_type=zipfile.ZIP_STORED)
     return path

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import mido
 
+from conditioning.io.atomic import atomic_output
 from conditioning.timeline import Section, TempoMap
 from conditioning.types import Note
 
@@ -88,7 +88,7 @@ def write_arrangement_midi(
     """Write :func:`arrangement_midi` to ``path`` (must not exist yet; written via a temp file)."""
     if path.exists():
         raise FileExistsError(f"{path} already exists; stembridge never overwrites results")
-    tmp = path.with_name(f".{path.name}.tmp")
-    arrangement_midi(tempo_map, sections, parts, programs).save(str(tmp))
-    os.replace(tmp, path)
+    midi = arrangement_midi(tempo_map, sections, parts, programs)
+    with atomic_output(path) as tmp:
+        midi.save(str(tmp))
     return path

@@ -6,12 +6,12 @@ Media paths are written relative to the .rpp file, so the folder can be moved as
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from conditioning.io.atomic import write_text_atomic
 from conditioning.timeline import Section, TempoMap
 
 
@@ -116,7 +116,4 @@ def write_rpp(
     """Write :func:`rpp_text` to ``path`` (must not exist yet; written via a temp file)."""
     if path.exists():
         raise FileExistsError(f"{path} already exists; stembridge never overwrites results")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(rpp_text(tempo_map, sections, items, sample_rate), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, rpp_text(tempo_map, sections, items, sample_rate))

@@ -30,6 +30,7 @@ from typing import Any
 
 from bridge.job.layout import write_json_atomic
 from bridge.remote.wire import is_blob_id
+from conditioning.io.atomic import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -97,20 +98,6 @@ class JobRecord:
         if record.state not in JOB_STATES or not isinstance(record.job_id, str):
             raise ValueError(f"job record with unknown state {record.state!r}")
         return record
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes ``data`` to ``path`` through a temporary file in the same folder and a rename
-    (JSON documents go through :func:`bridge.job.layout.write_json_atomic`)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class BlobUpload:
@@ -238,7 +225,7 @@ class WorkerStore:
             os.utime(target)
             return blob
         target.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(target, data)
+        write_bytes_atomic(target, data, overwrite=True)  # same bytes as any rival writer's
         return blob
 
     def read_blob(self, blob: str) -> bytes:

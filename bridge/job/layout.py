@@ -17,7 +17,6 @@ Nothing is ever overwritten: every job writes a new folder, every take a new fil
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import threading
@@ -25,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from conditioning.io.atomic import write_text_atomic
 
 #: Every job id the bridge accepts (OSC, mailbox, CLI, ``base_job``): letters, digits, - and _.
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -181,7 +182,7 @@ def new_job_id() -> str:
 
 
 def write_json_atomic(path: Path, data: Any, *, overwrite: bool = False) -> Path:
-    """Write ``data`` as JSON to ``path`` through a temporary file and an atomic rename.
+    """Write ``data`` as JSON to ``path`` whole (:mod:`conditioning.io.atomic`), making its folder.
 
     Args:
         path: destination.
@@ -191,24 +192,6 @@ def write_json_atomic(path: Path, data: Any, *, overwrite: bool = False) -> Path
     Raises:
         FileExistsError: ``path`` exists and ``overwrite`` is False.
     """
-    if not overwrite and path.exists():
-        raise FileExistsError(f"{path} already exists; stembridge never overwrites results")
+    text = json.dumps(data, indent=2) + "\n"  # a bad value fails here, before any file exists
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:  # a full disk (or a bad value) must not leave a half-written temp file behind
-        tmp.unlink(missing_ok=True)
-        raise
-    if overwrite:
-        os.replace(tmp, path)
-    else:
-        try:
-            os.link(tmp, path)  # fails if path appeared meanwhile: never clobber
-        finally:
-            tmp.unlink()
-    return path
+    return write_text_atomic(path, text, overwrite=overwrite)

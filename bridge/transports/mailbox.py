@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from bridge.job.request import MAX_REQUEST_BYTES, RequestError, decode_request
 from bridge.server.queue import Job
 from bridge.server.replies import Origin
 from bridge.server.service import JobService, Outcome
+from conditioning.io.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -58,25 +58,6 @@ def _unique(folder: Path, name: str, *, with_error: bool = False) -> Path:
             return target
         target = folder / f"{stem}-{n}{suffix}"
     raise FileExistsError(f"too many files named like {name} in {folder}")
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a new file ``path`` through a hidden temp file and a no-clobber link.
-
-    Raises:
-        FileExistsError: ``path`` appeared meanwhile (it is left as it is).
-        OSError: the disk is full or the folder unwritable (no temp file is left behind).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.link(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class Mailbox:
@@ -161,7 +142,8 @@ class Mailbox:
         """
         dest = _unique(self.failed, path.name, with_error=True)  # only this thread writes into failed/
         err = _error_path(dest)
-        _write_text_atomic(err, f"code: {code}\njob_id: {job_id}\nmessage: {message}\n")
+        err.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(err, f"code: {code}\njob_id: {job_id}\nmessage: {message}\n")
         try:
             os.replace(path, dest)
         except OSError:

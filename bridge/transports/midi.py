@@ -38,6 +38,7 @@ from typing import Any, Protocol
 import mido
 
 from bridge.server.controller import ACTIONS
+from conditioning.io.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +148,7 @@ def save_binding(path: Path, binding: Binding) -> list[Binding]:
     ]
     bindings = [*kept, binding]
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(dump_mapping(bindings), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, dump_mapping(bindings), overwrite=True)
     return bindings
 
 

@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 import struct
-import tempfile
 from collections.abc import Sequence
 from math import gcd
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from conditioning.io.atomic import atomic_output, temp_path_for
 from conditioning.types import Audio
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def write_wav(
     *,
     extra_chunks: Sequence[tuple[bytes, bytes]] = (),
 ) -> Path:
-    """Write audio to a new WAV file, atomically (temporary file, then rename).
+    """Write audio to a new WAV file, whole or not at all (:mod:`conditioning.io.atomic`).
 
     Samples are clipped to [-1, 1] for the integer formats.
 
@@ -143,26 +143,16 @@ def write_wav(
     samples = audio.samples
     if subtype != "FLOAT":
         samples = np.clip(samples, -1.0, 1.0)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=str(p.parent))
-    os.close(fd)
-    try:
-        sf.write(tmp_name, samples.T, audio.sample_rate, subtype=subtype, format="WAV")
-        if extra_chunks:
-            plain = tmp_name + ".plain"
-            os.replace(tmp_name, plain)
+    with atomic_output(p) as tmp:
+        if not extra_chunks:
+            sf.write(str(tmp), samples.T, audio.sample_rate, subtype=subtype, format="WAV")
+        else:
+            plain = temp_path_for(p)
             try:
-                _insert_riff_chunks(plain, tmp_name, extra_chunks)
+                sf.write(str(plain), samples.T, audio.sample_rate, subtype=subtype, format="WAV")
+                _insert_riff_chunks(str(plain), str(tmp), extra_chunks)
             finally:
-                os.unlink(plain)
-        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; a DAW or a colleague must read it
-        if p.exists():
-            raise FileExistsError(
-                f"{str(p)!r} appeared while writing; stembridge never overwrites audio"
-            )
-        os.replace(tmp_name, p)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+                plain.unlink(missing_ok=True)
     log.debug("wrote %s (%d ch, %.3f s, %s)", p, audio.channels, audio.duration_s, subtype)
     return p
 

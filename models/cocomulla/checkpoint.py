@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from conditioning.io.atomic import atomic_output
 from models.cocomulla.adapter import CHORD_DIM, MAX_FRAMES, PIANO_DIM, CocoMullaAdapter
 
 
@@ -130,11 +130,6 @@ def save_checkpoint(adapter: CocoMullaAdapter, path: str | os.PathLike[str]) -> 
         raise FileExistsError(f"{file} exists; choose another --out (existing files are never overwritten)")
     file.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in adapter.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-        os.link(tmp, file)  # fails if someone created the file meanwhile
-    finally:
-        os.unlink(tmp)
+    with atomic_output(file) as tmp:  # refuses if someone created the file meanwhile
+        torch.save(state, tmp)
     return file

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from conditioning.io.atomic import atomic_output
 from models.cocomulla.adapter import CocoMullaAdapter
 from models.cocomulla.features import ContentFrames
 from models.cocomulla.logits import adapter_logits
@@ -200,14 +200,8 @@ def held_out_loss(lm: Any, adapter: CocoMullaAdapter, examples: Sequence[TrainEx
 
 def _save_atomic(state: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-        os.replace(tmp, path)  # the resume file is ours to replace
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_output(path, overwrite=True) as tmp:  # the resume file is ours to replace
+        torch.save(state, tmp)
 
 
 def train_adapter(

@@ -9,12 +9,12 @@ the page is written under a temporary name and renamed last.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
 
 from bridge.export.report.model import PitchTrack, ReportData, StemView, pitch_track
+from conditioning.io.atomic import write_text_atomic
 
 __all__ = ["PitchTrack", "ReportData", "StemView", "pitch_track", "write_report", "free_report_name"]
 
@@ -76,8 +76,6 @@ def write_report(folder: Path, data: ReportData, name: str = "report") -> Path:
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    tmp = folder / f".{name}.html.tmp"
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, page)
+    write_text_atomic(page, html)
     log.info("report %s: %d pictures in %.2f s", page, len(images) + len(stem_images), time.perf_counter() - started)
     return page
