@@ -75,9 +75,9 @@ def read_midi(path: str | Path) -> MidiFile:
 
     unreadable = (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, ZeroDivisionError)
     def not_readable(exc: Exception) -> ValueError:
+        why = "the file ends in the middle of its data" if isinstance(exc, EOFError) else f"{type(exc).__name__}: {exc}"
         return ValueError(
-            f"{p.name} is not a readable MIDI file ({type(exc).__name__}: {exc}); "
-            "export the clip again as a Standard MIDI File (.mid)"
+            f"{p.name} is not a readable MIDI file ({why}); export the clip again as a Standard MIDI File (.mid)"
         )
 
     try:

@@ -128,6 +128,16 @@ def test_analyze_corrupt_and_empty_midi(tmp_path: Path, capsys: pytest.CaptureFi
     assert "no notes" in capsys.readouterr().err
 
 
+def test_analyze_truncated_midi_says_the_file_ends_early(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    whole = bundled_session().joinpath("chords.mid").read_bytes()
+    cut = tmp_path / "cut.mid"
+    cut.write_bytes(whole[:30])  # a download or a copy that stopped half-way
+    assert main(["analyze", str(cut), "--role", "chords"]) == 2
+    err = capsys.readouterr().err
+    assert "cut.mid is not a readable MIDI file (the file ends in the middle of its data)" in err
+    assert "export the clip again" in err
+
+
 def test_models_lists_arranger(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
