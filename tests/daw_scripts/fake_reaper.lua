@@ -67,6 +67,19 @@ end
 
 local P -- the current fake project
 
+--- Raise a misuse of REAPER's API, and remember it: a script's pcall may swallow the error, the
+-- test driver still sees it in the dump (api_errors) and fails.
+local function misuse(message)
+  P.api_errors[#P.api_errors + 1] = message
+  error(message, 3)
+end
+
+--- A parameter name (D_POSITION, P_NAME, ...) this fake does not model: a misspelt name or a
+-- field the scripts were never meant to touch. REAPER would quietly give 0 or false.
+local function unmodelled(what, key)
+  misuse(string.format("the fake does not model %s %s (REAPER would return 0 or false for an unknown name)", what, tostring(key)))
+end
+
 local function marker_at_qn(q)
   local m = P.tempo[1]
   for _, x in ipairs(P.tempo) do if x.qn <= q + 1e-12 then m = x end end
@@ -104,8 +117,16 @@ local function new_guid()
   return string.format("{00000000-0000-0000-0000-%012d}", guid_counter)
 end
 
+--- The kind of every handle the fake gives out (weak keys): REAPER checks a pointer's type, so
+-- a MediaItem passed where a MediaTrack is expected is refused, not quietly read as one.
+local KIND = setmetatable({}, { __mode = "k" })
+local function handle(kind, object)
+  if object ~= nil then KIND[object] = kind end
+  return object
+end
+
 local function new_track(name)
-  return { name = name or "", guid = new_guid(), items = {} }
+  return handle("MediaTrack", { name = name or "", guid = new_guid(), items = {} })
 end
 
 local function new_take(item, spec)
@@ -126,14 +147,15 @@ local function new_take(item, spec)
     end
     take.source = take.source or { midi = true, length = spec.source_len or 0, is_qn = true }
   end
-  return take
+  handle("PCM_source", take.source)
+  return handle("MediaItem_Take", take)
 end
 
 local function new_item(track, spec)
   local item = { track = track, pos = spec.pos or 0, len = spec.len or 1, loop = spec.loop or 0,
     selected = spec.selected or false, takes = {}, active = 1 }
   for _, t in ipairs(spec.takes or {}) do item.takes[#item.takes + 1] = new_take(item, t) end
-  return item
+  return handle("MediaItem", item)
 end
 
 function fake.install(config)
@@ -146,6 +168,7 @@ function fake.install(config)
     action_options = {}, action_flags = 0, action_options_mode = config.action_options_mode or "replace",
     calls = {}, broken = {}, api_errors = {},
   }
+  handle("ReaProject", P)
   P.tempo, P.segs = build_tempo(config)
   P.no_markers = config.no_markers or false
   for k, v in pairs(config.ext or {}) do P.ext[k] = v end
@@ -215,7 +238,7 @@ end
 function api.time_precise() return P.now end
 function api.GetSetProjectInfo(_, desc, value, is_set)
   local key = ({ PROJECT_SRATE = "srate", PROJECT_SRATE_USE = "srate_use" })[desc]
-  if not key then error("fake GetSetProjectInfo: unsupported " .. desc) end
+  if not key then unmodelled("GetSetProjectInfo parameter", desc) end
   if is_set then P[key] = value end
   return P[key]
 end
@@ -284,22 +307,22 @@ function api.MIDI_GetProjQNFromPPQPos(take, ppq) return take.item_qn + ppq / PPQ
 
 local ITEM_FIELDS = { D_POSITION = "pos", D_LENGTH = "len", B_LOOPSRC = "loop" }
 function api.GetMediaItemInfo_Value(item, key)
-  local f = ITEM_FIELDS[key] or error("fake: item field " .. key)
+  local f = ITEM_FIELDS[key] or unmodelled("item field", key)
   return item[f]
 end
 function api.SetMediaItemInfo_Value(item, key, value)
-  local f = ITEM_FIELDS[key] or error("fake: item field " .. key)
+  local f = ITEM_FIELDS[key] or unmodelled("item field", key)
   item[f] = value
   return true
 end
 local TAKE_FIELDS = { D_STARTOFFS = "startoffs", D_PLAYRATE = "playrate" }
-function api.GetMediaItemTakeInfo_Value(take, key) return take[TAKE_FIELDS[key] or error("fake: take field " .. key)] end
+function api.GetMediaItemTakeInfo_Value(take, key) return take[TAKE_FIELDS[key] or unmodelled("take field", key)] end
 function api.SetMediaItemTakeInfo_Value(take, key, value)
-  take[TAKE_FIELDS[key] or error("fake: take field " .. key)] = value
+  take[TAKE_FIELDS[key] or unmodelled("take field", key)] = value
   return true
 end
 function api.GetSetMediaItemTakeInfo_String(take, key, value, set)
-  if key ~= "P_NAME" then error("fake: take string " .. key) end
+  if key ~= "P_NAME" then unmodelled("take string", key) end
   if set then take.name = value end
   return true, take.name
 end
@@ -308,14 +331,14 @@ function api.CountTracks(_) return #P.tracks end
 function api.GetTrack(_, idx) return P.tracks[idx + 1] end
 function api.InsertTrackAtIndex(idx, _) table.insert(P.tracks, idx + 1, new_track("")) end
 function api.GetSetMediaTrackInfo_String(track, key, value, set)
-  if key ~= "P_NAME" then error("fake: track string " .. key) end
+  if key ~= "P_NAME" then unmodelled("track string", key) end
   if set then track.name = value end
   return true, track.name
 end
 function api.GetTrackGUID(track) return track.guid end
 function api.GetMediaTrackInfo_Value(track, key)
   if key == "IP_TRACKNUMBER" then return track_index(track) end
-  error("fake: track field " .. key)
+  unmodelled("track field", key)
 end
 function api.CountTrackMediaItems(track) return #track.items end
 function api.GetTrackMediaItem(track, idx) return track.items[idx + 1] end
@@ -335,7 +358,7 @@ function api.PCM_Source_CreateFromFile(path)
   local fh = io.open(path, "rb")
   if not fh then return nil end
   fh:close()
-  return { file = path }
+  return handle("PCM_source", { file = path })
 end
 function api.SetMediaItemTake_Source(take, src) take.source = src return true end
 function api.SetActiveTake(take)
@@ -344,7 +367,7 @@ end
 function api.Undo_BeginBlock2(_) P.undo[#P.undo + 1] = { open = true } end
 function api.Undo_EndBlock2(_, desc, flags)
   local u = P.undo[#P.undo]
-  if not u or not u.open then error("fake: Undo_EndBlock2 without Undo_BeginBlock2") end
+  if not u or not u.open then misuse("reaper.Undo_EndBlock2 without an open Undo_BeginBlock2") end
   u.open, u.desc, u.flags = false, desc, flags
 end
 function api.PreventUIRefresh(n) P.refresh = P.refresh + n end
@@ -442,6 +465,16 @@ function fake.load_spec(path)
   return spec
 end
 
+--- Whether an api.txt type is an object handle (not a scalar, a function or a parameter name).
+local function is_handle_type(spec_type)
+  for alt in spec_type:gmatch("[^|]+") do
+    local scalar = alt == "nil" or alt == "0" or alt == "integer" or alt == "number" or alt == "boolean"
+      or alt == "string" or alt == "function" or alt:match("_Param$") ~= nil
+    if not scalar then return true end
+  end
+  return false
+end
+
 local function type_ok(value, spec_type)
   for alt in spec_type:gmatch("[^|]+") do
     if alt == "nil" then
@@ -458,19 +491,13 @@ local function type_ok(value, spec_type)
       if type(value) == "string" then return true end
     elseif alt == "function" then
       if type(value) == "function" then return true end
-    elseif value ~= nil and (type(value) == "table" or type(value) == "userdata") then
-      return true -- an object handle (MediaTrack, MediaItem, ReaProject, PCM_source, ...)
+    elseif value ~= nil and KIND[value] == alt then
+      return true -- an object handle of that kind (MediaTrack, MediaItem, ReaProject, PCM_source, ...)
     end
   end
   return false
 end
 
---- Raise a misuse of REAPER's API, and remember it: a script's pcall may swallow the error, the
--- test driver still sees it in the dump (api_errors) and fails.
-local function misuse(message)
-  P.api_errors[#P.api_errors + 1] = message
-  error(message, 3)
-end
 
 local function checked(name, entry, impl)
   local params, returns = entry.params, entry.returns
@@ -497,6 +524,16 @@ local function checked(name, entry, impl)
     local out = table.pack(impl(...))
     if out.n < needed_returns or out.n > #returns then
       error(string.format("fake reaper.%s returned %d value(s); REAPER returns %d", name, out.n, #returns), 2)
+    end
+    for i = 1, out.n do
+      local r, v = returns[i], out[i]
+      -- nil is what REAPER gives for a handle that does not exist (GetTrack past the last
+      -- track) and at the end of an Enumerate* listing
+      local may_be_nil = r.optional or is_handle_type(r.type) or name:match("^Enumerate") ~= nil
+      if not ((v == nil and may_be_nil) or type_ok(v, r.type)) then
+        error(string.format("fake reaper.%s return %d is %s; REAPER returns %s", name, i,
+          v == nil and "nil" or math.type(v) or type(v), r.type), 2)
+      end
     end
     return table.unpack(out, 1, out.n)
   end

@@ -376,6 +376,33 @@ def test_fake_reaper_refuses_what_reaper_refuses(lua: Any) -> None:
     assert "does not model reaper.Main_OnCommand" in lines[5]
 
 
+def test_fake_reaper_refuses_a_handle_of_the_wrong_kind_and_unknown_field_names(lua: Any) -> None:
+    """REAPER checks pointer types (a take is no item, a track no project) and the fake must too;
+    a misspelt parameter name is reported even when a script's pcall catches it."""
+    body = (
+        "local function try(f) local ok, err = pcall(f) P.console[#P.console + 1] = tostring(err) .. '\\n' end\n"
+        "local track = reaper.GetTrack(0, 0)\n"
+        "local item = reaper.GetTrackMediaItem(track, 0)\n"
+        "local take = reaper.GetActiveTake(item)\n"
+        "try(function() reaper.GetMediaItemInfo_Value(track, 'D_POSITION') end)\n"
+        "try(function() reaper.SetMediaItemInfo_Value(take, 'D_POSITION', 3) end)\n"
+        "try(function() reaper.CountTracks(track) end)\n"
+        "try(function() reaper.GetActiveTake({}) end)\n"
+        "try(function() reaper.GetMediaItemInfo_Value(item, 'D_POSITON') end)\n"
+        "P.console[#P.console + 1] = string.format('%g\\n', reaper.GetMediaItemInfo_Value(item, 'D_POSITION'))\n"
+    )
+    config = {"tracks": [{"name": "Keys", "items": [{"pos": 2.0, "len": 4.0, "takes": [{"name": "t"}]}]}]}
+    state = lua.run(config, body, allow_api_errors=True)
+    lines = state["console"].splitlines()
+    assert len(state["api_errors"]) == 5
+    assert "argument 1 (item) must be MediaItem" in lines[0]
+    assert "must be MediaItem" in lines[1]
+    assert "must be ReaProject" in lines[2]
+    assert "must be MediaItem" in lines[3]
+    assert "does not model item field D_POSITON" in lines[4]
+    assert lines[5] == "2"  # the right handle still reads
+
+
 @pytest.mark.parametrize("off_bar", ["partial", "continue"])
 def test_time_signature_marker_off_a_bar_line_is_explained_not_sent(lua: Any, tmp_path: Path, off_bar: str) -> None:
     """A 3/4 marker 2 quarter notes into bar 2: REAPER's measure count there is not documented and
