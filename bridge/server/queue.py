@@ -241,7 +241,7 @@ class JobQueue:
             cur = self._db.execute(
                 "UPDATE jobs SET state = ?, finished = ?, manifest = ?, error_code = ?, "
                 f"error_message = ? WHERE job_id = ? AND state IN {states}",
-                (state, time.time(), manifest, error_code, error_message, job_id),
+                (state, time.time(), manifest, error_code, _storable(error_message), job_id),
             )
             return cur.rowcount == 1
 
@@ -343,3 +343,11 @@ def read_job_state(path: Path, job_id: str) -> str | None:
     finally:
         db.close()
     return None if row is None else str(row[0])
+
+
+def _storable(text: str | None) -> str | None:
+    """``text`` as SQLite can store it: a lone surrogate (from a file name that is not UTF-8,
+    echoed in an error) is written as ``\\udXXX`` instead of failing the write."""
+    if text is None or text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -168,6 +168,9 @@ class Scheduler:
             except QueueStorageError as exc:  # a full disk: keep the job and try again, never die
                 log.error("%s; trying again in %.0f s", exc, STORAGE_RETRY_S)
                 self._stopping.wait(STORAGE_RETRY_S)
+            except Exception:  # a bug must not end the one thread that runs jobs: log it, go on
+                log.exception("the scheduler hit an unexpected error; it carries on in %.0f s", STORAGE_RETRY_S)
+                self._stopping.wait(STORAGE_RETRY_S)
 
     def _turn(self, last_beat: list[float]) -> None:
         """One round: record an outcome still pending, start a job if idle, wait for and handle events."""

@@ -99,6 +99,17 @@ def test_latest_and_recent_finished(tmp_path: Path) -> None:
     q.close()
 
 
+def test_an_error_naming_a_file_that_is_not_utf8_is_still_recorded(tmp_path: Path) -> None:
+    """Python spells the byte 0xE9 of a Latin-1 file name as a lone surrogate; SQLite refuses those."""
+    q = JobQueue(tmp_path / "q.sqlite3")
+    q.enqueue("a", {})
+    q.claim_next()
+    assert q.finish("a", "failed", error_code="input", error_message="no track in caf\udce9.mid")
+    job = q.get("a")
+    assert job is not None and (job.state, job.error_message) == ("failed", "no track in caf\\udce9.mid")
+    q.close()
+
+
 def test_a_full_database_refuses_the_job_with_a_clear_error_and_keeps_working(tmp_path: Path) -> None:
     q = JobQueue(tmp_path / "q.sqlite3")
     q.enqueue("a", {})

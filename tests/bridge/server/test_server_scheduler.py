@@ -96,3 +96,37 @@ def test_a_full_disk_when_a_job_ends_delays_its_outcome_and_the_next_job_still_r
         ("20260101-000000-aaaaaa", "done"), ("20260101-000001-bbbbbb", "done")]
     assert queue.fails == 0
     queue.close()
+
+
+class _ListenerWithABug(_Recorder):
+    """Its first progress report raises, as a bug in an event sink would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raised = 0
+
+    def job_progress(self, job: Job, fraction: float, message: str) -> None:
+        if not self.raised:
+            self.raised += 1
+            raise RuntimeError("a bug in an event sink")
+
+
+def test_an_unexpected_error_on_the_scheduler_thread_does_not_stop_the_jobs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scheduler_module, "STORAGE_RETRY_S", 0.05)
+    project = make_project(tmp_path / "song")
+    layout = ProjectLayout(project).ensure()
+    queue = JobQueue(layout.queue_db)
+    listener = _ListenerWithABug()
+    scheduler = Scheduler(queue, layout, listener, worker_factory=lambda: WorkerProcess(RUNNER))
+    queue.enqueue("20260101-000000-aaaaaa", tiny_request(project))
+    queue.enqueue("20260101-000001-bbbbbb", tiny_request(project))
+    scheduler.start()
+    try:
+        assert listener.done.wait(60), "the scheduler thread died on an unexpected error"
+    finally:
+        scheduler.stop()
+    assert listener.raised == 1
+    assert [(j.job_id, j.state) for j in listener.finished] == [
+        ("20260101-000000-aaaaaa", "done"), ("20260101-000001-bbbbbb", "done")]
+    queue.close()
