@@ -105,6 +105,10 @@ def read_submission(body: bytes) -> Submission:
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Refused(400, "schema", f"the task is not valid JSON ({exc}); send a JSON object") from None
+    except RecursionError:
+        raise Refused(400, "schema", "the task's JSON is nested too deeply to be a task") from None
+    except ValueError:  # Python refuses integers of over 4300 digits
+        raise Refused(400, "schema", "the task holds a number with thousands of digits; no field takes one") from None
     if not isinstance(doc, dict):
         raise Refused(400, "schema", "the task must be a JSON object (see docs/worker-api.md)")
     version = doc.get("version")
@@ -131,7 +135,11 @@ def read_submission(body: bytes) -> Submission:
         if not is_blob_id(ref):
             raise Refused(400, "schema", f"files[{rel!r}] must be a blob id (the SHA-256 of the file, 64 hex digits)")
     blobs = list(dict.fromkeys([*files.values(), *_bases_blobs(doc.get("bases"))]))
-    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    try:
+        canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise Refused(400, "schema", "the task's text holds half of a UTF-16 surrogate pair (a \\ud800-style "
+                                     "escape on its own), which is not a character; send UTF-8 text") from None
     return Submission(job_id=job_id, doc=doc, body_hash=hashlib.sha256(canonical).hexdigest(),
                       files=dict(files), blobs=blobs)
 

@@ -401,16 +401,43 @@ def _too_large(what: str) -> RequestError:
     return RequestError("limit", f"{what} is larger than {MAX_REQUEST_BYTES // 1024 // 1024} MB")
 
 
-def _check_depth(value: Any, what: str) -> None:
-    """Refuse JSON nested deeper than :data:`MAX_JSON_DEPTH` (walked without recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
+def _check_structure(value: Any, what: str) -> None:
+    """Refuse JSON nested deeper than :data:`MAX_JSON_DEPTH`, and text that is not Unicode
+    (walked without recursion).
+
+    JSON's ``\\ud800``-style escapes can spell half of a UTF-16 pair on its own, which no file
+    name, label or prompt can hold; such text could be neither stored nor sent back over OSC.
+    """
+    stack: list[tuple[Any, int, str]] = [(value, 1, "")]
     while stack:
-        item, depth = stack.pop()
-        if isinstance(item, Mapping | list):
+        item, depth, where = stack.pop()
+        if isinstance(item, str):
+            _check_text(item, where, what)
+        elif isinstance(item, Mapping | list):
             if depth > MAX_JSON_DEPTH:
                 raise RequestError("invalid_json", f"{what}'s JSON is nested too deeply to be a request")
-            children = item.values() if isinstance(item, Mapping) else item
-            stack.extend((child, depth + 1) for child in children)
+            if isinstance(item, Mapping):
+                for key, child in item.items():
+                    name = f"{where}.{key}" if where else str(key)
+                    _check_text(str(key), name, what)
+                    stack.append((child, depth + 1, name))
+            else:
+                stack.extend((child, depth + 1, f"{where}[{i}]") for i, child in enumerate(item))
+
+
+def _check_text(text: str, where: str, what: str) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start : exc.end].encode("unicode_escape").decode("ascii")
+        shown = where.encode("utf-8", "backslashreplace").decode("utf-8")  # a key may hold it too
+        raise RequestError(
+            "invalid_json",
+            f"{f'in {what}, {shown}' if shown else what} holds {bad}, half of a UTF-16 surrogate pair, which is not a character; "
+            "write the text as UTF-8 (or escape both halves of the pair)",
+        ) from None
 
 
 def _read_file(path: Path, shown: str) -> bytes:
@@ -467,11 +494,15 @@ def decode_request(
             raise RequestError("invalid_json", f"{what} is not UTF-8 text ({exc}); write UTF-8 JSON") from None
         except json.JSONDecodeError as exc:
             raise RequestError("invalid_json", f"{what} is not valid JSON ({exc}); write UTF-8 JSON") from None
+        except ValueError:  # Python refuses integers of over 4300 digits
+            raise RequestError(
+                "invalid_json", f"{what} holds a number with thousands of digits; seeds, bars and tempos are short numbers"
+            ) from None
         except RecursionError:
             raise RequestError("invalid_json", f"{what}'s JSON is nested too deeply to be a request") from None
     if not isinstance(obj, dict):
         raise RequestError("schema", f"{what} must be a JSON object")
-    _check_depth(obj, what)
+    _check_structure(obj, what)
     return obj
 
 

@@ -32,7 +32,7 @@ from bridge.job.request import MAX_REQUEST_BYTES, RequestError, decode_request
 from bridge.server.queue import Job
 from bridge.server.replies import Origin
 from bridge.server.service import JobService, Outcome
-from conditioning.io.atomic import write_text_atomic
+from conditioning.io.atomic import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,8 @@ class Mailbox:
         dest = _unique(self.failed, path.name, with_error=True)  # only this thread writes into failed/
         err = _error_path(dest)
         err.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(err, f"code: {code}\njob_id: {job_id}\nmessage: {message}\n")
+        note = f"code: {code}\njob_id: {job_id}\nmessage: {message}\n"
+        write_bytes_atomic(err, note.encode("utf-8", "backslashreplace"))  # a file name that is not UTF-8 too
         try:
             os.replace(path, dest)
         except OSError:

@@ -28,9 +28,8 @@ from typing import Any
 
 from pythonosc import osc_message
 from pythonosc.osc_message import OscMessage
-from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_message_builder import BuildError, OscMessageBuilder
 from pythonosc.osc_packet import ParseError
-from pythonosc.parsing.osc_types import BuildError
 
 from bridge.server.loglimit import LogLimiter
 from bridge.server.replies import PREFIX, Origin, OscArg
@@ -116,11 +115,21 @@ def _decode_into(data: bytes, out: list[tuple[str, list[Any]]], depth: int) -> N
 
 
 def encode_message(address: str, args: Sequence[OscArg]) -> bytes:
-    """Build one OSC message datagram (str -> s, int -> i, float -> f, bytes -> b)."""
+    """Build one OSC message datagram (str -> s, int -> i, float -> f, bytes -> b).
+
+    Text that is not Unicode (a lone surrogate from a client's own input, echoed in an error)
+    goes out with that character written as ``\\udXXX`` rather than failing the whole reply.
+    """
     builder = OscMessageBuilder(address=address)
     for arg in args:
-        builder.add_arg(arg)
+        builder.add_arg(_sendable(arg) if isinstance(arg, str) else arg)
     return builder.build().dgram
+
+
+def _sendable(text: str) -> str:
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def is_loopback(host: str) -> bool:

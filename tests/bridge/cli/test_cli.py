@@ -57,6 +57,8 @@ def test_unreadable_request_file(tmp_path: Path, capsys: pytest.CaptureFixture[s
         ("[" * 40 + "]" * 40, "must be a JSON object"),
         ('{"version": 1, "x": ' + "[" * 40 + "]" * 40 + "}", "nested too deeply"),  # deeper than any request
         ("{oops", "not valid JSON"),
+        ('{"version": 1, "seed": ' + "7" * 4400 + "}", "number with thousands of digits"),
+        ('{"version": 1, "prompt": "\\ud83c alone"}', "prompt holds \\ud83c, half of a UTF-16 surrogate pair"),
     ],
 )
 def test_undecodable_request_files_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str,

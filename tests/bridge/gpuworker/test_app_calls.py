@@ -178,9 +178,16 @@ def test_a_malformed_task_is_refused(worker: Worker, project: Path, change: dict
     assert worker.job_folders() == []
 
 
-def test_a_body_that_is_not_json_is_a_schema_error(worker: Worker) -> None:
-    reply = worker.http.post("/v1/jobs", content=b"{not json")
+@pytest.mark.parametrize(("body", "fragment"), [
+    (b"{not json", "not valid JSON"),
+    (b'{"seed": ' + b"9" * 5000 + b"}", "thousands of digits"),  # Python refuses ints past 4300 digits
+    (b"[" * 5000 + b"]" * 5000, "nested too deeply"),  # past Python's recursion limit
+    (b'{"version": 1, "job_id": "a.1", "seed": 1, "request": {"prompt": "\\ud800"}}', "surrogate"),
+])
+def test_a_body_that_is_not_usable_json_is_a_schema_error(worker: Worker, body: bytes, fragment: str) -> None:
+    reply = worker.http.post("/v1/jobs", content=body)
     assert reply.status_code == 400 and _code(reply) == "schema"
+    assert fragment in reply.text
 
 
 def test_unknown_jobs_are_404(worker: Worker) -> None:

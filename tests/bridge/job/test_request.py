@@ -148,6 +148,12 @@ def test_decode_request_paths_json_and_bounds(project: Path, tmp_path_factory: p
         (lambda: decode_request(project / "missing.json", what="request x"), "path", "cannot read request x"),
         (lambda: decode_request({"a": deep}), "invalid_json", "nested too deeply"),
         (lambda: decode_request('"just text"'), "schema", "must be a JSON object"),
+        (lambda: decode_request('{"seed": ' + "9" * 5000 + "}"), "invalid_json", "number with thousands of digits"),
+        (lambda: decode_request('{"inputs": {"chords": {"midi": "caf\\udce9.mid"}}}'), "invalid_json",
+         "inputs.chords.midi holds \\udce9, half of a UTF-16 surrogate pair"),
+        (lambda: decode_request('{"sections": [{"name": "a"}, {"name": "\\ud800"}]}'), "invalid_json",
+         "sections[1].name holds \\ud800"),
+        (lambda: decode_request('{"\\udfff": 1}'), "invalid_json", "\\udfff holds \\udfff"),
     ]
     for call, code, fragment in cases:
         with pytest.raises(RequestError) as info:

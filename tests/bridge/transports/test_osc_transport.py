@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bridge.server.replies import Origin
-from bridge.transports.osc import OscTransport
+from bridge.transports.osc import OscTransport, decode_datagram, encode_message
 from tests.bridge.server_helpers import OscClient
 
 
@@ -33,3 +33,10 @@ def test_a_failing_handler_is_answered_and_the_next_message_is_still_handled() -
     finally:
         client.close()
         transport.close()
+
+
+def test_a_reply_echoing_text_that_is_not_unicode_is_still_sent() -> None:
+    """An error may quote a client's lone surrogate (or a file name that is not UTF-8): the
+    character goes out escaped instead of the whole reply failing to build."""
+    data = encode_message("/stembridge/error", ["", "input", "no track named caf\udce9", "é", 3])
+    assert decode_datagram(data) == [("/stembridge/error", ["", "input", "no track named caf\\udce9", "é", 3])]
