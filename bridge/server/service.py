@@ -111,6 +111,10 @@ class JobService:
             job_id: the id to use (mailbox files named like a job id), or None for a new one.
             parent: the job this is a variation of.
         """
+        if not origin.trusted and self._auth.required and _is_path(payload):
+            # reading first would tell a stranger which files exist (and cost a read each datagram)
+            return _error("auth", "this bridge reads a request file only for a sender that presents the token: "
+                                  "add it as the last argument, or send the request JSON with its \"token\"")
         try:
             obj = self._load(payload)
             if not origin.trusted and not self._auth.accepts(obj.get("token")):
@@ -230,3 +234,10 @@ class JobService:
         log.debug("job %s queued from %s", job_id, origin.source)
         self._scheduler.wake()
         return Outcome(True, job_id)
+
+
+def _is_path(payload: str | bytes | Mapping[str, Any]) -> bool:
+    """Whether a request payload names a file rather than holding JSON (see ``decode_request``)."""
+    if isinstance(payload, Mapping):
+        return False
+    return payload.lstrip()[:1] not in ("{", b"{")

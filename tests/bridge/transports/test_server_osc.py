@@ -316,6 +316,24 @@ def test_with_a_token_every_message_must_carry_it(project: Path) -> None:
         c.close()
 
 
+def test_without_the_token_a_path_is_refused_before_any_file_is_looked_at(project: Path) -> None:
+    """A stranger must not learn the project folder's path or which files exist in it."""
+    (project / "req.json").write_text(json.dumps(tiny_request(project, token="s3cret")))
+    cfg = ServerConfig(project_dir=project, host="127.0.0.1", osc_port=0, allow_remote=True, token="s3cret", runner=RUNNER)
+    with BridgeServer(cfg) as srv:
+        c = OscClient(srv.osc_port)
+        replies = []
+        for path in ("req.json", "nope.json", "../outside.json", "stembridge/queue.sqlite3"):
+            c.send("/stembridge/generate", path)
+            replies.append(c.recv(5.0)[1])
+        assert {tuple(r[1:2]) for r in replies} == {("auth",)}
+        assert len({r[2] for r in replies}) == 1  # one answer whatever the path: nothing leaks
+        assert str(project) not in replies[0][2] and "presents the token" in replies[0][2]
+        c.send("/stembridge/generate", "req.json", "s3cret")  # with the token, a path is read
+        assert c.recv(5.0)[0] == "/stembridge/accepted"
+        c.close()
+
+
 def test_a_non_ascii_token_guess_is_refused_and_the_server_keeps_serving(project: Path) -> None:
     cfg = ServerConfig(project_dir=project, host="127.0.0.1", osc_port=0, allow_remote=True, token="s3cret", runner=RUNNER)
     with BridgeServer(cfg) as srv:
