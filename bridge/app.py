@@ -170,6 +170,7 @@ class BridgeServer:
         self.housekeeper = Housekeeper(self.status, [self.mailbox.poll_once, self.events.write_missing_manifests],
                                        self.mailbox.job_finished, interval_s=config.poll_interval_s)
         self._midi_ports: list[InputPort] = []
+        self._stopped = False
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> BridgeServer:
@@ -192,7 +193,12 @@ class BridgeServer:
         """Shut down cleanly: stop transports, requeue a running job, close the queue.
 
         Every server thread (OSC, intake, housekeeping, scheduler) has ended when this returns.
+        A second call does nothing (``start`` stops a server that failed to start; its caller's
+        own ``stop`` must not then hide that error).
         """
+        if self._stopped:
+            return
+        self._stopped = True
         for port in self._midi_ports:
             port.close()
         self.osc.stop()

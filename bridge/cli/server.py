@@ -307,9 +307,14 @@ def cmd_midi_ports(args: argparse.Namespace) -> int:
 
 def cmd_midi_learn(args: argparse.Namespace) -> int:
     """``stembridge midi learn ACTION``: bind the next pressed note/CC to ACTION."""
-    from bridge.transports.midi import learn, list_input_ports, save_binding
+    from bridge.transports.midi import learn, list_input_ports, load_mapping, save_binding
 
     mapping = Path(args.mapping).resolve() if args.mapping else ProjectLayout(_project(args)).root / "midi.toml"
+    try:
+        load_mapping(mapping)  # a broken mapping is reported before anyone presses a button
+    except ValueError as exc:
+        _err(f"stembridge: {exc}")
+        return 2
     try:
         names = [n for n in list_input_ports() if args.port is None or args.port.lower() in n.lower()]
     except OSError as exc:
@@ -324,7 +329,11 @@ def cmd_midi_learn(args: argparse.Namespace) -> int:
     if binding is None:
         _err(f"stembridge: nothing was pressed within {args.timeout:g} s")
         return 1
-    save_binding(mapping, binding)
+    try:
+        save_binding(mapping, binding)
+    except (ValueError, OSError) as exc:  # edited meanwhile, or an unwritable folder
+        _err(f"stembridge: the binding was not saved: {exc}")
+        return 1
     channel = f" channel {binding.channel}" if binding.channel else ""
     _out(f"bound {binding.kind} {binding.number}{channel} on {binding.port!r} to {binding.action} in {mapping}")
     return 0

@@ -113,14 +113,29 @@ def parse_mapping(text: str, where: str = "the MIDI mapping") -> list[Binding]:
     items = data.get("binding", [])
     if not isinstance(items, list):
         raise ValueError(f"{where}: 'binding' must be written as [[binding]] tables")
-    return [_binding_from(item, f"binding {i + 1}") for i, item in enumerate(items)]
+    return [_binding_from(item, f"{where}: binding {i + 1}") for i, item in enumerate(items)]
 
 
 def load_mapping(path: Path) -> list[Binding]:
-    """Bindings from a mapping file (an absent file means no bindings)."""
+    """Bindings from a mapping file (an absent file means no bindings).
+
+    Raises:
+        ValueError: the file is unreadable, not UTF-8 or not a valid mapping; the message names
+            the file, what is wrong in it and how to fix it.
+    """
     if not path.is_file():
         return []
-    return parse_mapping(path.read_text(encoding="utf-8"), str(path))
+    fix = "fix it, or move it away and bind again with `stembridge midi learn ACTION`"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"MIDI mapping {path} is not UTF-8 text; {fix}") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read MIDI mapping {path} ({exc.strerror or exc}); {fix}") from None
+    try:
+        return parse_mapping(text, f"MIDI mapping {path}")
+    except ValueError as exc:
+        raise ValueError(f"{exc}; {fix}") from None
 
 
 def _toml_string(text: str) -> str:

@@ -248,3 +248,43 @@ def test_status_says_which_worker_a_job_runs_on() -> None:
     assert lines[0].endswith("on http://gpu-box:9100") and "j2" in lines[0]
     assert lines[1].endswith("(on http://gpu-box:9100)")
     assert "on " not in lines[2].split("j0", 1)[1]
+
+
+@pytest.mark.parametrize(("content", "fragment"), [
+    (b'[[binding]]\nport = "x"\ntype = "note"\nnumber = 300\naction = "generate"\n',
+     "binding 1.number must be 0-127, got 300"),
+    (b"\xff\xfe not text", "is not UTF-8 text"),
+    (b"[[binding]\n", "is not valid TOML"),
+])
+def test_serve_with_a_broken_midi_mapping_names_the_file_and_exits_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, fragment: str) -> None:
+    project = make_project(tmp_path / "song")
+    mapping = project / "stembridge" / "midi.toml"
+    mapping.parent.mkdir(parents=True, exist_ok=True)
+    mapping.write_bytes(content)
+    assert main(["serve", "--project-dir", str(project), "--osc-port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert f"MIDI mapping {mapping}" in err and fragment in err and "stembridge midi learn" in err
+    assert "Traceback" not in err and "closed database" not in err
+    assert mapping.read_bytes() == content  # the musician's file is left as it was
+
+
+def test_midi_learn_reports_a_broken_mapping_before_asking_for_a_button(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import bridge.transports.midi as midi
+
+    def no_press(*args: object, **kwargs: object) -> None:
+        raise AssertionError("learn() must not wait for a button when the mapping is broken")
+
+    monkeypatch.setattr(midi, "learn", no_press)
+    mapping = tmp_path / "midi.toml"
+    mapping.write_text('[[binding]]\nport = "x"\ntype = "pad"\nnumber = 1\naction = "generate"\n')
+    assert main(["midi", "learn", "generate", "--mapping", str(mapping)]) == 2
+    assert 'binding 1.type must be "note" or "cc"' in capsys.readouterr().err
+
+
+def test_stopping_a_server_twice_is_harmless(tmp_path: Path) -> None:
+    server = BridgeServer(ServerConfig(project_dir=make_project(tmp_path / "song"), osc_port=0, runner=RUNNER))
+    server.start()
+    server.stop()
+    server.stop()  # used to fail on the closed queue database
