@@ -69,6 +69,9 @@ function I.place(project_dir, placement, manifest)
   if not util.file_exists(path) then
     return nil, "stem file " .. rel .. " is missing from the project folder"
   end
+  -- the source first: a file REAPER cannot open must leave no empty track, item or take behind
+  local source = reaper.PCM_Source_CreateFromFile(path)
+  if not source then return nil, "REAPER cannot open " .. rel end
   local track_name_wanted = json.get(placement, "track")
   if type(track_name_wanted) ~= "string" or track_name_wanted == "" then track_name_wanted = default_track(placement.stem) end
   local track = I.ensure_track(track_name_wanted)
@@ -81,8 +84,6 @@ function I.place(project_dir, placement, manifest)
     reaper.SetMediaItemInfo_Value(item, "D_LENGTH", length_s)
   end
   local take = reaper.AddTakeToMediaItem(item)
-  local source = reaper.PCM_Source_CreateFromFile(path)
-  if not source then return nil, "REAPER cannot open " .. rel end
   reaper.SetMediaItemTake_Source(take, source)
   reaper.SetMediaItemTakeInfo_Value(take, "D_STARTOFFS", 0)
   reaper.GetSetMediaItemTakeInfo_String(take, "P_NAME", take_name(placement, manifest), true)

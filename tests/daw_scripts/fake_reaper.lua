@@ -166,7 +166,7 @@ function fake.install(config)
     input_log = {}, timesel = config.time_selection, cursor = config.cursor or 0,
     deferred = {}, atexit = {}, now = 1000.0, toggles = {}, frames = {}, frame = {}, refresh = 0,
     action_options = {}, action_flags = 0, action_options_mode = config.action_options_mode or "replace",
-    calls = {}, broken = {}, api_errors = {},
+    calls = {}, broken = {}, api_errors = {}, undecodable = config.undecodable or {},
   }
   handle("ReaProject", P)
   P.tempo, P.segs = build_tempo(config)
@@ -357,6 +357,9 @@ end
 function api.PCM_Source_CreateFromFile(path)
   local fh = io.open(path, "rb")
   if not fh then return nil end
+  for _, name in ipairs(P.undecodable) do -- config.undecodable: file names REAPER cannot decode
+    if path:sub(-#name - 1) == "/" .. name then fh:close() return nil end
+  end
   fh:close()
   return handle("PCM_source", { file = path })
 end

@@ -185,6 +185,18 @@ def test_an_import_failing_half_way_closes_its_undo_block_and_is_not_retried(
     assert "had errors" in " ".join(state["frame_text"])
 
 
+def test_a_stem_reaper_cannot_open_leaves_no_empty_track_item_or_take(
+        lua: Any, song: tuple[Path, dict[str, Any]]) -> None:
+    proj, cfg = song
+    job = "20260101-160000-ffffff"
+    _write_manifest(proj, job, [_placement(job, "drums", "Verse 1", 1, 9, 1)])
+    wav = Path(_placement(job, "drums", "Verse 1", 1, 9, 1)["file"]).name
+    state = lua.run({**cfg, "undecodable": [wav]}, lua.run_action("Listener") + "fake.run_deferred(6)\n")
+    assert not [t for t in state["tracks"] if t["name"] == "SB Drums"]
+    assert "REAPER cannot open" in state["console"]
+    assert [u["open"] for u in state["undo"]] == [False]
+
+
 @pytest.mark.parametrize("mode", ["replace", "merge"])
 def test_listener_keeps_terminate_on_rerun_set(lua: Any, song: tuple[Path, dict[str, Any]], mode: str) -> None:
     """Either reading of repeated set_action_options calls leaves "terminate on re-run" on."""
