@@ -355,52 +355,52 @@ def test_dialog_captions_label_the_boxes_they_ask_for(lua: Any, tmp_path: Path) 
     assert len(_inbox(proj)) == 1
 
 
+def _refusals(lua: Any, calls: list[str], *, setup: str = "", config: dict[str, Any] | None = None) -> tuple[list[str], list[str]]:
+    """Run each Lua statement of ``calls`` under pcall: (one console line per call, api_errors)."""
+    body = ("local function try(f) local ok, err = pcall(f) P.console[#P.console + 1] = tostring(err) .. '\\n' end\n"
+            + setup + "".join(f"try(function() {call} end)\n" for call in calls))
+    state = lua.run(config or {}, body, allow_api_errors=True)
+    return state["console"].splitlines(), state["api_errors"]
+
+
 def test_fake_reaper_refuses_what_reaper_refuses(lua: Any) -> None:
-    body = (
-        "local function try(f) local ok, err = pcall(f) P.console[#P.console + 1] = tostring(err) .. '\\n' end\n"
-        "try(function() reaper.UpdateArrangement() end)\n"
-        "try(function() reaper.GetTrack(0) end)\n"
-        "try(function() reaper.CountTracks(0, 1) end)\n"
-        "try(function() reaper.SetProjExtState(0, 'S', 'k', 5) end)\n"
-        "try(function() reaper.GetUserInputs('t', 2, 'A (x, y):,B:,separator=\\n', '1\\n2') end)\n"
-        "try(function() reaper.Main_OnCommand(40044, 0) end)\n"
-    )
-    state = lua.run({}, body, allow_api_errors=True)
-    lines = state["console"].splitlines()
-    assert len(state["api_errors"]) == 6
-    assert "REAPER has no function reaper.UpdateArrangement" in lines[0]
-    assert "missing required argument 2 (trackidx: integer)" in lines[1]
-    assert "takes 1 argument(s), the script passed 2" in lines[2]
-    assert "argument 4 (value) must be string" in lines[3]
-    assert "3 labels for 2 boxes" in lines[4]
-    assert "does not model reaper.Main_OnCommand" in lines[5]
+    lines, errors = _refusals(lua, [
+        "reaper.UpdateArrangement()",
+        "reaper.GetTrack(0)",
+        "reaper.CountTracks(0, 1)",
+        "reaper.SetProjExtState(0, 'S', 'k', 5)",
+        "reaper.GetUserInputs('t', 2, 'A (x, y):,B:,separator=\\n', '1\\n2')",
+        "reaper.Main_OnCommand(40044, 0)",
+    ])
+    assert len(errors) == 6
+    expected = ["REAPER has no function reaper.UpdateArrangement", "missing required argument 2 (trackidx: integer)",
+                "takes 1 argument(s), the script passed 2", "argument 4 (value) must be string",
+                "3 labels for 2 boxes", "does not model reaper.Main_OnCommand"]
+    for line, fragment in zip(lines, expected, strict=True):
+        assert fragment in line
 
 
 def test_fake_reaper_refuses_a_handle_of_the_wrong_kind_and_unknown_field_names(lua: Any) -> None:
     """REAPER checks pointer types (a take is no item, a track no project) and the fake must too;
     a misspelt parameter name is reported even when a script's pcall catches it."""
-    body = (
-        "local function try(f) local ok, err = pcall(f) P.console[#P.console + 1] = tostring(err) .. '\\n' end\n"
-        "local track = reaper.GetTrack(0, 0)\n"
-        "local item = reaper.GetTrackMediaItem(track, 0)\n"
-        "local take = reaper.GetActiveTake(item)\n"
-        "try(function() reaper.GetMediaItemInfo_Value(track, 'D_POSITION') end)\n"
-        "try(function() reaper.SetMediaItemInfo_Value(take, 'D_POSITION', 3) end)\n"
-        "try(function() reaper.CountTracks(track) end)\n"
-        "try(function() reaper.GetActiveTake({}) end)\n"
-        "try(function() reaper.GetMediaItemInfo_Value(item, 'D_POSITON') end)\n"
-        "P.console[#P.console + 1] = string.format('%g\\n', reaper.GetMediaItemInfo_Value(item, 'D_POSITION'))\n"
-    )
-    config = {"tracks": [{"name": "Keys", "items": [{"pos": 2.0, "len": 4.0, "takes": [{"name": "t"}]}]}]}
-    state = lua.run(config, body, allow_api_errors=True)
-    lines = state["console"].splitlines()
-    assert len(state["api_errors"]) == 5
-    assert "argument 1 (item) must be MediaItem" in lines[0]
-    assert "must be MediaItem" in lines[1]
-    assert "must be ReaProject" in lines[2]
-    assert "must be MediaItem" in lines[3]
-    assert "does not model item field D_POSITON" in lines[4]
-    assert lines[5] == "2"  # the right handle still reads
+    setup = ("local track = reaper.GetTrack(0, 0)\n"
+             "local item = reaper.GetTrackMediaItem(track, 0)\n"
+             "local take = reaper.GetActiveTake(item)\n")
+    lines, errors = _refusals(lua, [
+        "reaper.GetMediaItemInfo_Value(track, 'D_POSITION')",
+        "reaper.SetMediaItemInfo_Value(take, 'D_POSITION', 3)",
+        "reaper.CountTracks(track)",
+        "reaper.GetActiveTake({})",
+        "reaper.GetMediaItemInfo_Value(item, 'D_POSITON')",
+        "error(string.format('%g', reaper.GetMediaItemInfo_Value(item, 'D_POSITION')), 0)",  # the right handle reads
+    ], setup=setup, config={"tracks": [{"name": "Keys", "items": [{"pos": 2.0, "len": 4.0, "takes": [{"name": "t"}]}]}]})
+    assert len(errors) == 5
+    expected = ["argument 1 (item) must be MediaItem", "argument 1 (item) must be MediaItem",
+                "argument 1 (proj) must be ReaProject", "argument 1 (item) must be MediaItem",
+                "does not model item field D_POSITON"]
+    for line, fragment in zip(lines[:5], expected, strict=True):
+        assert fragment in line
+    assert lines[5] == "2"
 
 
 @pytest.mark.parametrize("off_bar", ["partial", "continue"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,25 @@ class _Recorder:
             self.done.set()
 
 
+FIRST, SECOND = "20260101-000000-aaaaaa", "20260101-000001-bbbbbb"
+
+
+def _run_two_jobs(
+    project: Path, layout: ProjectLayout, queue: JobQueue, listener: _Recorder,
+    factory: Callable[[], WorkerProcess] = lambda: WorkerProcess(RUNNER),
+) -> list[Job]:
+    """Queue two tiny jobs, run the scheduler until both have ended, and return them in order."""
+    scheduler = Scheduler(queue, layout, listener, worker_factory=factory)
+    queue.enqueue(FIRST, tiny_request(project))
+    queue.enqueue(SECOND, tiny_request(project))
+    scheduler.start()
+    try:
+        assert listener.done.wait(60), "the scheduler stopped handling jobs"
+    finally:
+        scheduler.stop()
+    return listener.finished
+
+
 def test_a_worker_that_cannot_start_fails_only_its_job(tmp_path: Path) -> None:
     project = make_project(tmp_path / "song")
     layout = ProjectLayout(project).ensure()
@@ -48,19 +68,10 @@ def test_a_worker_that_cannot_start_fails_only_its_job(tmp_path: Path) -> None:
             raise OSError("cannot fork: resource temporarily unavailable")
         return WorkerProcess(RUNNER)
 
-    listener = _Recorder()
-    scheduler = Scheduler(queue, layout, listener, worker_factory=factory)
-    queue.enqueue("20260101-000000-aaaaaa", tiny_request(project))
-    queue.enqueue("20260101-000001-bbbbbb", tiny_request(project))
-    scheduler.start()
-    try:
-        assert listener.done.wait(60), "the scheduler stopped handling jobs"
-    finally:
-        scheduler.stop()
-    first, second = listener.finished
-    assert (first.job_id, first.state, first.error_code) == ("20260101-000000-aaaaaa", "failed", "worker_crashed")
+    first, second = _run_two_jobs(project, layout, queue, _Recorder(), factory)
+    assert (first.job_id, first.state, first.error_code) == (FIRST, "failed", "worker_crashed")
     assert "could not be started" in (first.error_message or "")
-    assert (second.job_id, second.state) == ("20260101-000001-bbbbbb", "done")
+    assert (second.job_id, second.state) == (SECOND, "done")
 
 
 class _FullDiskQueue(JobQueue):
@@ -83,17 +94,8 @@ def test_a_full_disk_when_a_job_ends_delays_its_outcome_and_the_next_job_still_r
     project = make_project(tmp_path / "song")
     layout = ProjectLayout(project).ensure()
     queue = _FullDiskQueue(layout.queue_db, fails=3)
-    listener = _Recorder()
-    scheduler = Scheduler(queue, layout, listener, worker_factory=lambda: WorkerProcess(RUNNER))
-    queue.enqueue("20260101-000000-aaaaaa", tiny_request(project))
-    queue.enqueue("20260101-000001-bbbbbb", tiny_request(project))
-    scheduler.start()
-    try:
-        assert listener.done.wait(60), "the scheduler stopped handling jobs after a full disk"
-    finally:
-        scheduler.stop()
-    assert [(j.job_id, j.state) for j in listener.finished] == [
-        ("20260101-000000-aaaaaa", "done"), ("20260101-000001-bbbbbb", "done")]
+    finished = _run_two_jobs(project, layout, queue, _Recorder())
+    assert [(j.job_id, j.state) for j in finished] == [(FIRST, "done"), (SECOND, "done")]
     assert queue.fails == 0
     queue.close()
 
@@ -118,15 +120,7 @@ def test_an_unexpected_error_on_the_scheduler_thread_does_not_stop_the_jobs(
     layout = ProjectLayout(project).ensure()
     queue = JobQueue(layout.queue_db)
     listener = _ListenerWithABug()
-    scheduler = Scheduler(queue, layout, listener, worker_factory=lambda: WorkerProcess(RUNNER))
-    queue.enqueue("20260101-000000-aaaaaa", tiny_request(project))
-    queue.enqueue("20260101-000001-bbbbbb", tiny_request(project))
-    scheduler.start()
-    try:
-        assert listener.done.wait(60), "the scheduler thread died on an unexpected error"
-    finally:
-        scheduler.stop()
+    finished = _run_two_jobs(project, layout, queue, listener)
     assert listener.raised == 1
-    assert [(j.job_id, j.state) for j in listener.finished] == [
-        ("20260101-000000-aaaaaa", "done"), ("20260101-000001-bbbbbb", "done")]
+    assert [(j.job_id, j.state) for j in finished] == [(FIRST, "done"), (SECOND, "done")]
     queue.close()
