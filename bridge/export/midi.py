@@ -86,8 +86,6 @@ def write_arrangement_midi(
     programs: Mapping[str, int],
 ) -> Path:
     """Write :func:`arrangement_midi` to ``path`` (must not exist yet; written via a temp file)."""
-    if path.exists():
-        raise FileExistsError(f"{path} already exists; stembridge never overwrites results")
     midi = arrangement_midi(tempo_map, sections, parts, programs)
     with atomic_output(path) as tmp:
         midi.save(str(tmp))

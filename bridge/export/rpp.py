@@ -114,6 +114,4 @@ def write_rpp(
     sample_rate: int,
 ) -> Path:
     """Write :func:`rpp_text` to ``path`` (must not exist yet; written via a temp file)."""
-    if path.exists():
-        raise FileExistsError(f"{path} already exists; stembridge never overwrites results")
     return write_text_atomic(path, rpp_text(tempo_map, sections, items, sample_rate))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.job.layout import is_job_id
+from bridge.job.text import escape_surrogates
 from conditioning.prompts import matching_section_prompt, normalise_section_prompts
 from conditioning.schema import did_you_mean, unknown_keys_message
 from conditioning.score import notes_from_json
@@ -432,7 +433,7 @@ def _check_text(text: str, where: str, what: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         bad = text[exc.start : exc.end].encode("unicode_escape").decode("ascii")
-        shown = where.encode("utf-8", "backslashreplace").decode("utf-8")  # a key may hold it too
+        shown = escape_surrogates(where)  # a key may hold it too
         raise RequestError(
             "invalid_json",
             f"{f'in {what}, {shown}' if shown else what} holds {bad}, half of a UTF-16 surrogate pair, which is not a character; "

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bridge.job.text import escape_surrogates
+
 #: States a job can be in. ``queued`` and ``running`` are active; the others are final.
 ACTIVE_STATES = ("queued", "running")
 FINAL_STATES = ("done", "failed", "cancelled")
@@ -241,7 +243,8 @@ class JobQueue:
             cur = self._db.execute(
                 "UPDATE jobs SET state = ?, finished = ?, manifest = ?, error_code = ?, "
                 f"error_message = ? WHERE job_id = ? AND state IN {states}",
-                (state, time.time(), manifest, error_code, _storable(error_message), job_id),
+                (state, time.time(), manifest, error_code,
+                 None if error_message is None else escape_surrogates(error_message), job_id),
             )
             return cur.rowcount == 1
 
@@ -343,11 +346,3 @@ def read_job_state(path: Path, job_id: str) -> str | None:
     finally:
         db.close()
     return None if row is None else str(row[0])
-
-
-def _storable(text: str | None) -> str | None:
-    """``text`` as SQLite can store it: a lone surrogate (from a file name that is not UTF-8,
-    echoed in an error) is written as ``\\udXXX`` instead of failing the write."""
-    if text is None or text.isascii():
-        return text
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -29,10 +29,11 @@ from typing import Any
 
 from bridge.job.layout import NEW_JOB_ID, ProjectLayout
 from bridge.job.request import MAX_REQUEST_BYTES, RequestError, decode_request
+from bridge.job.text import escape_surrogates
 from bridge.server.queue import Job
 from bridge.server.replies import Origin
 from bridge.server.service import JobService, Outcome
-from conditioning.io.atomic import write_bytes_atomic
+from conditioning.io.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +144,7 @@ class Mailbox:
         dest = _unique(self.failed, path.name, with_error=True)  # only this thread writes into failed/
         err = _error_path(dest)
         err.parent.mkdir(parents=True, exist_ok=True)
-        note = f"code: {code}\njob_id: {job_id}\nmessage: {message}\n"
-        write_bytes_atomic(err, note.encode("utf-8", "backslashreplace"))  # a file name that is not UTF-8 too
+        write_text_atomic(err, escape_surrogates(f"code: {code}\njob_id: {job_id}\nmessage: {message}\n"))
         try:
             os.replace(path, dest)
         except OSError:

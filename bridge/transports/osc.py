@@ -31,6 +31,7 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import BuildError, OscMessageBuilder
 from pythonosc.osc_packet import ParseError
 
+from bridge.job.text import escape_surrogates
 from bridge.server.loglimit import LogLimiter
 from bridge.server.replies import PREFIX, Origin, OscArg
 from bridge.server.threads import join_thread
@@ -122,14 +123,8 @@ def encode_message(address: str, args: Sequence[OscArg]) -> bytes:
     """
     builder = OscMessageBuilder(address=address)
     for arg in args:
-        builder.add_arg(_sendable(arg) if isinstance(arg, str) else arg)
+        builder.add_arg(escape_surrogates(arg) if isinstance(arg, str) else arg)
     return builder.build().dgram
-
-
-def _sendable(text: str) -> str:
-    if text.isascii():
-        return text
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def is_loopback(host: str) -> bool:
